@@ -1,0 +1,122 @@
+"""``grimbots-app``: operator commands.
+
+db upgrade | db current              schema migrations (shipped in the package)
+seed-bots --count N                  demo bots 1..N (slug bot<N>), idempotent
+reconcile [--loop SECONDS]           queue stalled webhooks and pixel events again
+audit [--json] [--fail-on-stale]     duplicated effects; exit 1 if any
+migrate-sqlite-to-postgres --source URL [--target URL]  copy, then verify row by row
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+
+from sqlalchemy import create_engine
+
+from . import audit, migrate, reconcile
+from .services import build
+from .settings import Settings, SettingsError
+from .storage import bots, insert_ignoring_conflict, make_engine, utcnow
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings)
+    if args.action == "upgrade":
+        migrate.upgrade(engine)
+    print(f"schema revision: {migrate.current_revision(engine)}")
+    return 0
+
+
+def _seed_bots(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings)
+    created = 0
+    with engine.begin() as conn:
+        for n in range(1, args.count + 1):
+            row = {
+                "id": n,
+                "username": f"grimbots_demo{n}_bot",
+                "slug": f"bot{n}",
+                "token": f"{n}:demo-token",
+                "pixel_id": f"pixel{n}",
+                "created_at": utcnow(),
+            }
+            created += insert_ignoring_conflict(conn, bots, row)
+    print(f"bots created: {created}, already there: {args.count - created}")
+    return 0
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    services = build(settings)
+    while True:
+        result = reconcile.reconcile(services, args.stale_seconds)
+        print(
+            f"requeued webhooks={result.webhooks_requeued} pixel_events={result.pixel_events_requeued}",
+            flush=True,
+        )
+        if not args.loop:
+            return 0
+        time.sleep(args.loop)
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    report = audit.run(make_engine(settings), args.stale_seconds)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
+    if report.duplicates:
+        return 1
+    return 1 if args.fail_on_stale and report.stale_unprocessed_webhooks else 0
+
+
+def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> int:
+    source = create_engine(args.source)
+    target = make_engine(Settings(database_url=args.target or settings.database_url))
+    checks = migrate.copy_sqlite_to_postgres(source, target)
+    for check in checks:
+        verdict = "ok" if check.ok else "MISMATCH"
+        print(f"{check.table:15} source={check.source_rows:>8} target={check.target_rows:>8} {verdict}")
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="grimbots-app", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    db = commands.add_parser("db", help="schema migrations")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(run=_db)
+    seed = commands.add_parser("seed-bots", help="create demo bots 1..N")
+    seed.add_argument("--count", type=int, default=30)
+    seed.set_defaults(run=_seed_bots)
+    rec = commands.add_parser("reconcile", help="queue stalled work again")
+    rec.add_argument(
+        "--stale-seconds", type=int, default=None, help="default: GRIMBOTS_RECONCILE_STALE_SECONDS"
+    )
+    rec.add_argument("--loop", type=float, default=0, help="repeat every N seconds (0: run once)")
+    rec.set_defaults(run=_reconcile)
+    aud = commands.add_parser("audit", help="count duplicated effects")
+    aud.add_argument("--json", action="store_true")
+    aud.add_argument("--stale-seconds", type=int, default=60)
+    aud.add_argument("--fail-on-stale", action="store_true", help="exit 1 on stale unprocessed webhooks too")
+    aud.set_defaults(run=_audit)
+    mig = commands.add_parser("migrate-sqlite-to-postgres", help="copy the phase-1 data into PostgreSQL")
+    mig.add_argument("--source", required=True, help="sqlite:////var/lib/grimbots/grimbots.db")
+    mig.add_argument("--target", help="postgresql+psycopg2://... (default: GRIMBOTS_DATABASE_URL)")
+    mig.set_defaults(run=_migrate_sqlite)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"grimbots-app: {exc}", file=sys.stderr)
+        return 2
+    run: Callable[[Settings, argparse.Namespace], int] = args.run
+    return run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

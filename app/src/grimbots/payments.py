@@ -1,0 +1,187 @@
+"""Payments: PIX charges, gateway webhook signatures, the durable inbox and the ``pending -> paid`` move.
+
+Exactly-once effects come from three layers: the inbox's unique (gateway, dedup_key) collapses
+redeliveries of one notification; the conditional UPDATE lets one notification win per payment;
+the delivery message and the ``purchase_<payment_id>`` event are unique rows, so a retry of a winner
+that died half-way finishes its work without repeating any of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import RowMapping, select, update
+
+from . import dedup, metrics, pixel
+from .messages import send_once
+from .services import Services
+from .storage import insert_ignoring_conflict, payments, utcnow, webhook_inbox
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GATEWAY = "stubpay"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature a gateway puts in ``X-Signature``: ``sha256=<hex HMAC-SHA256 of the raw body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: str, body: bytes, header: str) -> bool:
+    return hmac.compare_digest(sign(secret, body), header.strip())
+
+
+def payment_id_for(bot_id: int, idempotency_key: str | None) -> str:
+    """A fresh id, or one derived from the client's idempotency key so a retried request is one payment."""
+    if idempotency_key:
+        return hashlib.sha256(f"{bot_id}:{idempotency_key}".encode()).hexdigest()[:32]
+    return uuid.uuid4().hex
+
+
+def create(
+    services: Services,
+    bot_id: int,
+    telegram_user_id: int,
+    amount_cents: int,
+    gateway: str | None,
+    idempotency_key: str | None = None,
+) -> tuple[str, bool]:
+    """Open a pending payment and queue its charge on ``gateway``. Returns (payment id, created now)."""
+    payment_id = payment_id_for(bot_id, idempotency_key)
+    row = {
+        "id": payment_id,
+        "bot_id": bot_id,
+        "telegram_user_id": telegram_user_id,
+        "amount_cents": amount_cents,
+        "gateway": gateway or _default_gateway(services),
+        "status": "pending",
+        "created_at": utcnow(),
+    }
+    with services.engine.begin() as conn:
+        created = insert_ignoring_conflict(conn, payments, row)
+    if created:
+        services.enqueue("gateway", "grimbots.tasks.create_charge", payment_id)
+    return payment_id, created
+
+
+def _default_gateway(services: Services) -> str:
+    return next(iter(services.settings.gateway_secrets), DEFAULT_GATEWAY)
+
+
+def create_charge(services: Services, payment_id: str) -> None:
+    """Ask the gateway for the PIX charge (the stub in the lab) and keep its reference."""
+    with services.engine.connect() as conn:
+        payment = conn.execute(select(payments).where(payments.c.id == payment_id)).mappings().one()
+    if payment["charge_ref"]:
+        return
+    answer = services.outbound.create_charge(payment["gateway"], payment_id, payment["amount_cents"])
+    charge_ref = str(answer.get("id") or answer.get("result", {}).get("id") or payment_id)[:64]
+    with services.engine.begin() as conn:
+        conn.execute(update(payments).where(payments.c.id == payment_id).values(charge_ref=charge_ref))
+
+
+def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw: bytes) -> bool:
+    """Store a verified notification in the inbox; True if new (and queued), False if a redelivery.
+
+    The row is committed before this returns, so the 2xx the gateway gets means "stored". If the
+    queue is down the reconciler enqueues the row later.
+    """
+    row = {
+        "gateway": gateway,
+        "dedup_key": event["event_id"],
+        "payment_id": event["payment_id"],
+        "status": event["status"],
+        "payload": raw.decode("utf-8", errors="replace"),
+        "received_at": utcnow(),
+        "attempts": 0,
+    }
+    with services.engine.begin() as conn:
+        inbox_id = _insert_returning_id(conn, row)
+    if inbox_id is None:
+        dedup.hit(dedup.Layer.WEBHOOK_INBOX)
+        metrics.webhook_events.labels(gateway=gateway, result="duplicate").inc()
+        return False
+    metrics.webhook_events.labels(gateway=gateway, result="accepted").inc()
+    try:
+        services.enqueue("webhook", "grimbots.tasks.process_payment_event", inbox_id)
+    except Exception as exc:  # the row is durable; the reconciler will queue it
+        metrics.webhook_events.labels(gateway=gateway, result="enqueue_failed").inc()
+        log.warning("inbox %s stored but not queued: %s", inbox_id, exc)
+    return True
+
+
+def _insert_returning_id(conn: Any, row: dict[str, Any]) -> int | None:
+    if not insert_ignoring_conflict(conn, webhook_inbox, row):
+        return None
+    return conn.execute(
+        select(webhook_inbox.c.id).where(
+            webhook_inbox.c.gateway == row["gateway"], webhook_inbox.c.dedup_key == row["dedup_key"]
+        )
+    ).scalar_one()
+
+
+def process_inbox_event(services: Services, inbox_id: int) -> str:
+    """Apply one stored notification. Safe to run any number of times for the same row."""
+    with services.engine.begin() as conn:
+        event = conn.execute(select(webhook_inbox).where(webhook_inbox.c.id == inbox_id)).mappings().first()
+        if event is None or event["processed_at"] is not None:
+            return "missing" if event is None else str(event["result"])
+        conn.execute(
+            update(webhook_inbox)
+            .where(webhook_inbox.c.id == inbox_id)
+            .values(attempts=webhook_inbox.c.attempts + 1)
+        )
+    result = _apply(services, event["payment_id"]) if event["status"] == "paid" else "ignored"
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(webhook_inbox)
+            .where(webhook_inbox.c.id == inbox_id, webhook_inbox.c.processed_at.is_(None))
+            .values(processed_at=utcnow(), result=result)
+        )
+    metrics.webhook_events.labels(gateway=event["gateway"], result=result).inc()
+    return result
+
+
+def _apply(services: Services, payment_id: str) -> str:
+    with services.engine.begin() as conn:
+        won = conn.execute(
+            update(payments)
+            .where(payments.c.id == payment_id, payments.c.status == "pending")
+            .values(status="paid", paid_at=utcnow())
+        ).rowcount
+        payment = conn.execute(select(payments).where(payments.c.id == payment_id)).mappings().first()
+    if payment is None:
+        return "unknown_payment"
+    if won:
+        deliver(services, payment)
+        return "paid"
+    dedup.hit(dedup.Layer.STATE_TRANSITION)
+    if payment["status"] == "paid" and payment["effects_done_at"] is None:
+        deliver(services, payment)  # a winner died before finishing; its unique rows stop any repeat
+    return "already_paid"
+
+
+def deliver(services: Services, payment: RowMapping) -> None:
+    """The paid side effects: the delivery message and one Purchase event, each at most once."""
+    bot = services.bot(bot_id=payment["bot_id"])
+    assert bot is not None, "payments.bot_id is a foreign key"
+    pid = payment["id"]
+    send_once(
+        services,
+        bot,
+        payment["telegram_user_id"],
+        f"delivery:{pid}",
+        f"Payment {pid} confirmed. Your access link: https://t.me/+grimbots_{pid}",
+    )
+    data = {"value": payment["amount_cents"] / 100, "currency": "BRL", "order_id": pid}
+    pixel.emit(services, f"purchase_{pid}", "Purchase", bot["id"], data, payment_id=pid)
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(payments)
+            .where(payments.c.id == pid, payments.c.effects_done_at.is_(None))
+            .values(effects_done_at=utcnow())
+        )

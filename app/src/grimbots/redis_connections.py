@@ -1,0 +1,104 @@
+"""Redis connections, by role. This module is the only place that builds a Redis client.
+
+- ``cache``: locks, tracking data, rate limits. A standalone URL, or a Redis Cluster node list.
+- ``queue``: RQ. A standalone URL, or a Sentinel-managed service. RQ blocks on BLMOVE/BRPOP here,
+  so this connection has no socket timeout (the seed's 5 s timeout broke the blocking pop).
+
+Clients are built lazily, once per process; redis-py pools notice a fork and start afresh in the child.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
+
+from .settings import Settings
+
+HEALTH_CHECK_INTERVAL = 30
+CACHE_SOCKET_TIMEOUT = 2.0
+
+
+class RedisConnections:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cache: Redis | RedisCluster | None = None
+        self._queue: Redis | None = None
+
+    @property
+    def cache(self) -> Redis | RedisCluster:
+        if self._cache is None:
+            self._cache = self._build_cache()
+        return self._cache
+
+    @property
+    def queue(self) -> Redis:
+        if self._queue is None:
+            self._queue = self._build_queue()
+        return self._queue
+
+    def key(self, *parts: object) -> str:
+        """A cache key under the configured prefix: ``key("lock", "update", 3, 99)``."""
+        return ":".join([self._settings.redis_key_prefix, *map(str, parts)])
+
+    def _build_cache(self) -> Redis | RedisCluster:
+        s = self._settings
+        common: dict[str, Any] = {
+            "socket_timeout": CACHE_SOCKET_TIMEOUT,
+            "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+            "health_check_interval": HEALTH_CHECK_INTERVAL,
+            "decode_responses": True,
+        }
+        if s.redis_cache_cluster_nodes:
+            return RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in s.redis_cache_cluster_nodes],
+                password=s.redis_password or None,
+                max_connections=s.redis_cache_pool_size,
+                **common,
+            )
+        return Redis.from_url(s.redis_cache_url, max_connections=s.redis_cache_pool_size, **common)
+
+    def _build_queue(self) -> Redis:
+        s = self._settings
+        # No socket_timeout: RQ's blocking dequeue must be allowed to wait as long as it asks to.
+        common: dict[str, Any] = {
+            "socket_connect_timeout": 5,
+            "health_check_interval": HEALTH_CHECK_INTERVAL,
+            "max_connections": s.redis_queue_pool_size,
+        }
+        if s.redis_queue_sentinels:
+            sentinel = Sentinel(
+                list(s.redis_queue_sentinels),
+                sentinel_kwargs={
+                    "password": s.redis_sentinel_password or None,
+                    "socket_timeout": 2,
+                    "socket_connect_timeout": 2,
+                },
+                password=s.redis_password or None,
+                **common,
+            )
+            return sentinel.master_for(s.redis_queue_sentinel_service)
+        return Redis.from_url(s.redis_queue_url, **common)
+
+    def pool_stats(self) -> dict[str, int]:
+        """Size and use of the cache pool(s) in this process, for ``/health``."""
+        pools = _pools(self.cache)
+        return {
+            "pool_size": sum(p.max_connections for p in pools),
+            "pool_in_use": sum(len(getattr(p, "_in_use_connections", ())) for p in pools),
+            "pool_available": sum(len(getattr(p, "_available_connections", ())) for p in pools),
+        }
+
+    def close(self) -> None:
+        for client in (self._cache, self._queue):
+            if client is not None:
+                client.close()
+        self._cache = self._queue = None
+
+
+def _pools(client: Redis | RedisCluster) -> list[Any]:
+    if isinstance(client, RedisCluster):
+        return [node.redis_connection.connection_pool for node in client.get_nodes() if node.redis_connection]
+    return [client.connection_pool]

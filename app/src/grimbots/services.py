@@ -1,0 +1,94 @@
+"""The per-process bundle of what handlers and jobs use: settings, engine, Redis, queues, outbound client.
+
+The web app builds one in ``create_app``; a worker process builds one at start and installs it, so RQ
+jobs (plain functions) can reach it through :func:`current`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rq import Queue, Retry
+from sqlalchemy import Engine, RowMapping, select
+
+from .outbound import OutboundClient
+from .redis_connections import RedisConnections
+from .settings import QUEUE_NAMES, Settings
+from .storage import bots, make_engine
+
+BOT_CACHE_SECONDS = 60
+FAILED_JOB_TTL = 7 * 24 * 3600
+RETRY_INTERVALS = [1, 5, 15]  # seconds; needs a worker running with the scheduler
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    redis: RedisConnections
+    outbound: OutboundClient
+    _queues: dict[str, Queue] = field(default_factory=dict)
+    _bots: dict[tuple[str, object], tuple[float, RowMapping]] = field(default_factory=dict)
+
+    def bot(self, *, bot_id: int | None = None, slug: str | None = None) -> RowMapping | None:
+        """A bot by id or slug; found bots are cached in this process for a minute."""
+        column, value = ("id", bot_id) if bot_id is not None else ("slug", slug)
+        cached = self._bots.get((column, value))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(bots).where(bots.c[column] == value)).mappings().first()
+        if row is not None:  # misses are not cached: a bot created a moment ago must be found
+            self._bots[(column, value)] = (time.monotonic() + BOT_CACHE_SECONDS, row)
+        return row
+
+    def queue(self, name: str) -> Queue:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(QUEUE_NAMES)}")
+        if name not in self._queues:
+            self._queues[name] = Queue(
+                name, connection=self.redis.queue, default_timeout=self.settings.job_timeout_seconds
+            )
+        return self._queues[name]
+
+    def enqueue(self, queue: str, func: str, *args: Any, job_id: str | None = None) -> None:
+        self.queue(queue).enqueue(
+            func,
+            *args,
+            job_id=job_id,
+            result_ttl=0,
+            failure_ttl=FAILED_JOB_TTL,
+            retry=Retry(max=3, interval=RETRY_INTERVALS),
+        )
+
+    def close(self) -> None:
+        self.redis.close()
+        self.engine.dispose()
+
+
+def build(settings: Settings) -> Services:
+    return Services(
+        settings=settings,
+        engine=make_engine(settings),
+        redis=RedisConnections(settings),
+        outbound=OutboundClient(settings),
+    )
+
+
+_current: Services | None = None
+
+
+def install(services: Services) -> None:
+    """Make ``services`` the ones RQ jobs in this process use."""
+    global _current
+    _current = services
+
+
+def current() -> Services:
+    """The services RQ jobs use; built from the environment on first use if none was installed."""
+    if _current is None:
+        install(build(Settings.from_env()))
+    assert _current is not None
+    return _current

@@ -1,0 +1,54 @@
+"""``grimbots-worker <queue>``: one RQ worker on one queue (``tasks``, ``gateway`` or ``webhook``).
+
+A ``SimpleWorker`` runs jobs in its own process (no fork per job), so the process keeps one Redis pool
+and one database pool, as the units expect; systemd restarts the process if a job kills it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rq import SimpleWorker
+
+from . import metrics
+from .services import build, install
+from .settings import QUEUE_NAMES, Settings, SettingsError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="grimbots-worker", description=__doc__.splitlines()[0])
+    parser.add_argument("queue", help=f"one of: {', '.join(QUEUE_NAMES)}")
+    parser.add_argument("--name", help="worker name shown by /health and rq info (default: RQ's own)")
+    parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    parser.add_argument("--no-scheduler", action="store_true", help="do not run RQ's scheduler (retries)")
+    args = parser.parse_args(argv)
+    if args.queue not in QUEUE_NAMES:
+        # The seed passed the unit instance ("tasks-1") as the queue name; refuse it loudly.
+        parser.error(f"unknown queue {args.queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"grimbots-worker: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    services = build(settings)
+    install(services)
+    worker = SimpleWorker([services.queue(args.queue)], connection=services.redis.queue, name=args.name)
+    try:
+        worker.work(burst=args.burst, with_scheduler=not args.no_scheduler, logging_level=settings.log_level)
+    finally:
+        metrics.mark_process_dead(os.getpid())
+        services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
