@@ -21,7 +21,8 @@ from redis.cluster import ClusterNode, RedisCluster
 from rq import SimpleWorker
 from sqlalchemy import create_engine, insert, text
 
-from grimbots import migrate, services as services_module
+from grimbots import migrate
+from grimbots import services as services_module
 from grimbots.services import Services, build
 from grimbots.settings import QUEUE_NAMES, Settings
 from grimbots.storage import bots, utcnow
@@ -152,9 +153,8 @@ def settings(request: pytest.FixtureRequest, backend: str, tmp_path: Path, stub:
     if backend == "sqlite":
         url = request.getfixturevalue("redis_standalone")
         redis.Redis.from_url(url).flushall()
-        settings = Settings(
-            database_url=f"sqlite:///{tmp_path}/grimbots.db", redis_cache_url=url, redis_queue_url=url, **common
-        )
+        database_url = f"sqlite:///{tmp_path}/grimbots.db"
+        settings = Settings(database_url=database_url, redis_cache_url=url, redis_queue_url=url, **common)
         engine = create_engine(settings.database_url)
         migrate.upgrade(engine)
         engine.dispose()

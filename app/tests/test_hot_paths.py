@@ -19,7 +19,8 @@ def count(services, table, *where) -> int:
 
 
 def start_update(update_id: int, chat_id: int, text: str = "/start") -> dict:
-    return {"update_id": update_id, "message": {"message_id": update_id, "chat": {"id": chat_id}, "text": text}}
+    message = {"message_id": update_id, "chat": {"id": chat_id}, "text": text}
+    return {"update_id": update_id, "message": message}
 
 
 def signed_post(client, body: dict, gateway: str = "stubpay", secret: str = GATEWAY_SECRET):
@@ -44,7 +45,8 @@ def test_ad_click_redirects_to_bot_and_start_carries_tracking(client, services, 
     assert count(services, pixel_events, pixel_events.c.event_name == "PageView") == 1
 
     # The lead taps /start with the payload: welcome + offer, and ViewContent carrying the fbclid.
-    assert client.post("/webhook/telegram/1", json=start_update(10, 555, f"/start {payload}")).status_code == 200
+    response = client.post("/webhook/telegram/1", json=start_update(10, 555, f"/start {payload}"))
+    assert response.status_code == 200
     drain(services)
     assert count(services, sent_messages, sent_messages.c.telegram_user_id == 555) == 2
     with services.engine.connect() as conn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, Engine, func, select, true
+from sqlalchemy import ColumnElement, Engine, Table, func, select, true
 
 from .storage import pixel_events, sent_messages, utcnow, webhook_inbox
 
@@ -42,10 +42,12 @@ class AuditReport:
 
 
 def _extra_copies(
-    engine: Engine, *group: ColumnElement, where: ColumnElement[bool] | None = None
+    engine: Engine, table: Table, *group: ColumnElement, where: ColumnElement[bool] | None = None
 ) -> tuple[int, int]:
     """(rows beyond the first in each group, all rows) for the grouped columns."""
-    per_group = select(func.count().label("n")).where(where if where is not None else true())
+    per_group = (
+        select(func.count().label("n")).select_from(table).where(where if where is not None else true())
+    )
     per_group = per_group.group_by(*group).subquery()
     with engine.connect() as conn:
         extra, total = conn.execute(
@@ -56,11 +58,15 @@ def _extra_copies(
 
 def run(engine: Engine, stale_seconds: int = 60) -> AuditReport:
     m = sent_messages.c
-    dup_messages, messages = _extra_copies(engine, m.bot_id, m.telegram_user_id, m.message_key, m.direction)
+    dup_messages, messages = _extra_copies(
+        engine, sent_messages, m.bot_id, m.telegram_user_id, m.message_key, m.direction
+    )
     w = webhook_inbox.c
-    dup_paid, paid = _extra_copies(engine, w.payment_id, where=w.result == "paid")
+    dup_paid, paid = _extra_copies(engine, webhook_inbox, w.payment_id, where=w.result == "paid")
     p = pixel_events.c
-    dup_purchase, purchases = _extra_copies(engine, p.payment_id, where=p.event_name == "Purchase")
+    dup_purchase, purchases = _extra_copies(
+        engine, pixel_events, p.payment_id, where=p.event_name == "Purchase"
+    )
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     with engine.connect() as conn:
         unprocessed = conn.execute(select(func.count()).where(w.processed_at.is_(None))).scalar_one()
