@@ -1,0 +1,79 @@
+"""Client mistakes get a 4xx naming the problem, and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grimbots import payments
+from grimbots.settings import QUEUE_NAMES
+from grimbots.storage import payments as payments_table
+from grimbots.storage import pixel_events, sent_messages, webhook_inbox
+
+from .conftest import GATEWAY_SECRET
+from .test_hot_paths import count
+
+
+def state(services) -> tuple:
+    rows = tuple(count(services, t) for t in (payments_table, pixel_events, sent_messages, webhook_inbox))
+    queued = tuple(services.queue(name).count for name in QUEUE_NAMES)
+    return rows, queued, services.redis.cache.dbsize()
+
+
+def signed(body: bytes, secret: str = GATEWAY_SECRET) -> dict[str, str]:
+    return {"X-Signature": payments.sign(secret, body), "Content-Type": "application/json"}
+
+
+GOOD_EVENT = json.dumps({"event_id": "e1", "payment_id": "p1", "status": "paid"}).encode()
+NO_STATUS = json.dumps({"event_id": "e1", "payment_id": "p1"}).encode()
+HUGE = json.dumps({"update_id": 1, "pad": "x" * 70000}).encode()
+
+CASES = [
+    # (method, path, body, headers, status, error code)
+    ("post", "/webhook/telegram/1", b"{not json", {}, 400, "malformed_json"),
+    ("post", "/webhook/telegram/1", b"[1, 2]", {}, 400, "malformed_json"),
+    ("post", "/webhook/telegram/1", b'{"message": {}}', {}, 400, "missing_field"),
+    ("post", "/webhook/telegram/1", b'{"update_id": "7"}', {}, 400, "invalid_field"),
+    ("post", "/webhook/telegram/99", b'{"update_id": 7}', {}, 404, "unknown_bot"),
+    ("post", "/webhook/telegram/1", HUGE, {}, 413, "request_entity_too_large"),
+    ("post", "/webhook/payment/nopay", GOOD_EVENT, signed(GOOD_EVENT), 404, "unknown_gateway"),
+    ("post", "/webhook/payment/stubpay", GOOD_EVENT, {}, 401, "missing_signature"),
+    ("post", "/webhook/payment/stubpay", GOOD_EVENT, signed(GOOD_EVENT, "wrong"), 401, "bad_signature"),
+    ("post", "/webhook/payment/stubpay", NO_STATUS, signed(NO_STATUS), 400, "missing_field"),
+    ("post", "/webhook/payment/stubpay", b"\xff\xfe", signed(b"\xff\xfe"), 400, "malformed_json"),
+    ("post", "/api/pix", b'{"bot_id": 1, "telegram_user_id": 5}', {}, 400, "missing_field"),
+    (
+        "post",
+        "/api/pix",
+        b'{"bot_id": 1, "telegram_user_id": 5, "amount_cents": -1}',
+        {},
+        400,
+        "invalid_field",
+    ),
+    (
+        "post",
+        "/api/pix",
+        b'{"bot_id": 42, "telegram_user_id": 5, "amount_cents": 100}',
+        {},
+        404,
+        "unknown_bot",
+    ),
+    ("get", "/go/nobody", None, {}, 404, "unknown_slug"),
+    ("get", "/no/such/route", None, {}, 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "code"), CASES)
+def test_rejected_without_partial_state(client, services, method, path, body, headers, status, code):
+    before = state(services)
+    response = getattr(client, method)(path, data=body, headers=headers)
+    assert response.status_code == status
+    payload = response.get_json()
+    assert payload["error"] == code and payload["message"]
+    assert state(services) == before
+
+
+def test_missing_field_is_named(client):
+    response = client.post("/webhook/telegram/1", json={"message": {}})
+    assert response.get_json()["field"] == "update_id"

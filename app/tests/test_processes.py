@@ -1,0 +1,93 @@
+"""The real processes: gunicorn with sd_notify readiness and multiprocess metrics, the stub, the worker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .conftest import bin_path, settings_env
+from .servers import HOST, ServerGroup, free_port, wait_for
+from .test_hot_paths import start_update
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@sqlite_only
+def test_gunicorn_notifies_ready_serves_and_stops_gracefully(settings, tmp_path):
+    notify_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(30)
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    port = free_port()
+    env = settings_env(settings) | {
+        "GRIMBOTS_BIND": f"{HOST}:{port}",
+        "GRIMBOTS_WEB_WORKERS": "2",
+        "NOTIFY_SOCKET": notify_path,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    group = ServerGroup()
+    try:
+        proc = group.spawn(
+            [bin_path("gunicorn"), "-c", "python:grimbots.gunicorn_conf", "grimbots.web:create_app()"],
+            "gunicorn", env=env,
+        )  # fmt: skip
+        assert b"READY=1" in notify.recv(4096)
+        base = f"http://{HOST}:{port}"
+        wait_for(lambda: http("GET", f"{base}/ready")[0] == 200, "gunicorn /ready")
+        for update_id in (1, 2, 3):
+            assert http("POST", f"{base}/webhook/telegram/1", start_update(update_id, 5))[0] == 200
+        status, metrics = http("GET", f"{base}/metrics")
+        assert status == 200
+        assert "telegram_messages_received_total 3.0" in metrics.decode()  # summed over both workers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        notify.close()
+        group.stop()
+
+
+def test_stub_counts_calls_and_injects_errors():
+    port = free_port()
+    group = ServerGroup()
+    try:
+        group.spawn([bin_path("grimbots-stub"), "--bind", f"{HOST}:{port}", "--error-rate", "1"], "stub")
+        base = f"http://{HOST}:{port}"
+        wait_for(lambda: http("GET", f"{base}/stats")[0] == 200, "stub")
+        assert http("POST", f"{base}/telegram/bot1:tok/sendMessage", {"chat_id": 1, "text": "hi"})[0] == 500
+        assert http("POST", f"{base}/_config", {"error_rate": 0, "latency_ms": 1})[0] == 200
+        status, body = http("POST", f"{base}/capi/px1/events", {"data": []})
+        assert status == 200 and json.loads(body)["ok"] is True
+        stats = json.loads(http("GET", f"{base}/stats")[1])
+        assert stats["calls"] == {"telegram": 1, "capi": 1} and stats["errors"] == {"telegram": 1}
+        http("POST", f"{base}/_reset", {})
+        assert json.loads(http("GET", f"{base}/stats")[1])["total"] == 0
+    finally:
+        group.stop()
+
+
+def test_worker_refuses_an_instance_name_as_queue():
+    result = subprocess.run(
+        [bin_path("grimbots-worker"), "tasks-1"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "unknown queue 'tasks-1'" in result.stderr
