@@ -1,0 +1,101 @@
+# GRIMBOTS QI 500 toolkit. `make help` lists the targets.
+#
+# Every target installs what it needs: a fresh Debian machine with Python,
+# make and git (as root) is enough.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV         ?= .venv
+BIN          := $(CURDIR)/$(VENV)/bin
+PYTHON       ?= python3
+INVENTORY    ?= inventories/lab
+# Molecule scenarios run by `make test`, on Debian 13; the ones in
+# SCENARIOS_DEBIAN12 run on Debian 12 as well.
+SCENARIOS    ?= common
+SCENARIOS_DEBIAN12 ?= common
+# Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
+S            ?= common
+DISTRO       ?= debian13
+
+export PATH             := $(BIN):$(PATH)
+export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
+export PY_COLORS        := $(if $(CI),0,1)
+
+PLAYBOOK     := $(BIN)/ansible-playbook
+LAB_PLAY     := $(PLAYBOOK) -i $(INVENTORY) playbooks/lab.yml
+
+.PHONY: help setup venv controller images lab lab-up lab-down converge lint \
+        test test-app test-molecule test-scenario clean-stale clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# --- set-up ----------------------------------------------------------------
+
+venv: $(VENV)/.installed ## Python venv with the pinned tools and the app
+
+$(VENV)/.installed: requirements.txt app/pyproject.toml
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -e 'app[test]'
+	touch $@
+
+controller: venv ## Prepare this machine: podman, runc, debootstrap, test servers
+	$(LAB_PLAY) --tags lab_host
+
+images: controller ## Build the lab's base images (only when missing or changed)
+	$(LAB_PLAY) --tags lab_images
+
+setup: images ## Everything the lab and the tests need
+
+# --- the lab ---------------------------------------------------------------
+
+lab: setup ## Build the full lab, deploy the topology into it, verify it
+	$(LAB_PLAY)
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+
+lab-up: setup ## Build the lab's containers only (fresh, stale ones removed)
+	$(LAB_PLAY)
+
+converge: venv ## Deploy the topology into the running lab again
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+
+lab-down: venv ## Remove the lab's containers and network
+	$(LAB_PLAY) -e lab_state=absent
+
+# --- checks ----------------------------------------------------------------
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean-stale: venv ## Remove Molecule containers and networks left by a killed run
+	$(LAB_PLAY) -e lab_state=absent -e lab_label_value=molecule
+
+test-app: venv ## The app's tests, against real servers they start themselves
+	cd app && $(BIN)/pytest -q
+
+test-molecule: setup clean-stale ## Every Molecule scenario
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s (debian13)"; \
+	  MOLECULE_DISTRO=debian13 $(BIN)/molecule test -s $$s; \
+	done
+	@for s in $(SCENARIOS_DEBIAN12); do \
+	  echo "=== molecule test -s $$s (debian12)"; \
+	  MOLECULE_DISTRO=debian12 $(BIN)/molecule test -s $$s; \
+	done
+
+test-scenario: setup clean-stale ## One scenario: make test-scenario S=common DISTRO=debian12
+	MOLECULE_DISTRO=$(DISTRO) $(BIN)/molecule test -s $(S)
+
+test: setup lint test-app test-molecule ## Lint, the app's tests, every Molecule scenario
+
+clean: lab-down clean-stale ## Remove the lab, stale containers and the venv
+	rm -rf $(VENV) .cache
