@@ -12,11 +12,30 @@ PLAYBOOK = Path(__file__).with_name("check_mode_probe.yml")
 
 
 def run_probe(extra_vars: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
     return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PLAYBOOK),
-         "--check", "--diff", "--limit", "common1", "-e", extra_vars],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(PLAYBOOK),
+            "--check",
+            "--diff",
+            "--limit",
+            "common1",
+            "-e",
+            extra_vars,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 
@@ -27,7 +46,10 @@ def run_probe(extra_vars: str) -> subprocess.CompletedProcess:
         ('{"common_nofile_limit": 100}', "common_nofile_limit"),
         ('{"common_sysctl_extra": {"Net Core": 1}}', "common_sysctl"),
         ('{"common_sysctl_extra": {"vm.swappiness": "low"}}', "common_sysctl"),
-        ('{"common_journald_system_max_use": "a lot"}', "common_journald_system_max_use"),
+        (
+            '{"common_journald_system_max_use": "a lot"}',
+            "common_journald_system_max_use",
+        ),
         ('{"common_service_accounts": [{"name": "root"}]}', "common_service_accounts"),
         ('{"common_journald_storage": "disk"}', "common_journald_storage"),
     ],
