@@ -33,6 +33,10 @@ def test_db_upgrade_and_seed_from_the_installed_package(tmp_path):
     result = grimbots_app(settings, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert "schema revision: 0001" in result.stdout
+    assert "upgraded from empty" in result.stdout
+    again = grimbots_app(settings, "db", "upgrade")
+    assert "schema revision: 0001" in again.stdout
+    assert "upgraded" not in again.stdout  # deploy tooling reports changed=0 from this
     assert "bots created: 5" in grimbots_app(settings, "seed-bots", "--count", "5").stdout
     assert "bots created: 0, already there: 5" in grimbots_app(settings, "seed-bots", "--count", "5").stdout
 

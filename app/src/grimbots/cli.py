@@ -25,9 +25,13 @@ from .storage import bots, insert_ignoring_conflict, make_engine, utcnow
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings)
+    before = migrate.current_revision(engine)
     if args.action == "upgrade":
         migrate.upgrade(engine)
-    print(f"schema revision: {migrate.current_revision(engine)}")
+    after = migrate.current_revision(engine)
+    # Deploy tooling reads "upgraded" to report a change; "schema revision" is always printed.
+    note = f" (upgraded from {before or 'empty'})" if after != before else ""
+    print(f"schema revision: {after}{note}")
     return 0
 
 
