@@ -1,0 +1,89 @@
+"""Failover drills, timed from the failure to the first write that succeeds through the multi-host DSN
+(libpq tries pg1, pg2, pg3 and keeps the one that accepts writes: target_session_attrs=read-write), as
+the app connects. The client is a replica, which the drill leaves alone. Figures are printed (-s or the
+report's captured output) and written to docs/phase2.md by hand."""
+
+import shlex
+import subprocess
+import time
+
+from conftest import PG_HOSTS, leader_and_replicas, wait_for_healthy_cluster
+
+testinfra_hosts = ["ansible://pg1"]
+
+DSN = (
+    "host=" + ",".join(PG_HOSTS) + " port=5432 dbname=postgres user=postgres "
+    "target_session_attrs=read-write connect_timeout=2"
+)
+
+
+def start_writer(client, password: str) -> None:
+    """Start, in the background on the client, a loop that tries one write every 0.2 s for at most
+    180 s and records the time of the first success."""
+    loop = (
+        f"end=$(($(date +%s) + 180)); "
+        f"until PGPASSWORD={shlex.quote(password)} psql -X -q {shlex.quote(DSN)} "
+        f"-c 'create table if not exists failover_probe (at timestamptz); insert into failover_probe values (now())' "
+        f">/dev/null 2>&1; do [ $(date +%s) -ge $end ] && exit 1; sleep 0.2; done; date +%s.%N > /tmp/first-write"
+    )
+    client.run("rm -f /tmp/first-write")
+    client.run(f"nohup sh -c {shlex.quote(loop)} >/dev/null 2>&1 &")
+
+
+def first_write_at(client, timeout: float = 190) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        out = client.run("cat /tmp/first-write")
+        if out.rc == 0 and out.stdout.strip():
+            return float(out.stdout.strip())
+        time.sleep(0.5)
+    raise AssertionError("no write succeeded through the multi-host DSN")
+
+
+def test_kill_9_of_the_leaders_patroni_and_postgres(pg, lab_vars):
+    """kill -9 both processes on the leader. systemd starts Patroni again within seconds; it still
+    holds the leader key (ttl not expired), so it restarts PostgreSQL and stays leader: no election
+    is needed, and writes come back after crash recovery."""
+    leader = wait_for_healthy_cluster(pg)
+    client = next(h for name, h in pg.items() if name != leader)
+    victim = pg[leader]
+    patroni_pid = victim.check_output("systemctl show -p MainPID --value patroni")
+    postmaster_pid = victim.check_output(
+        "head -n 1 /var/lib/postgresql/*/patroni/postmaster.pid"
+    )
+    killed_at = float(
+        victim.check_output(
+            f"date +%s.%N; kill -9 {patroni_pid} {postmaster_pid}"
+        ).split()[0]
+    )
+    start_writer(client, lab_vars["vault_postgres_superuser_password"])
+    elapsed = first_write_at(client) - killed_at
+    new_leader = wait_for_healthy_cluster(pg)
+    print(
+        f"\nkill -9 of patroni+postgres on {leader}: first write after {elapsed:.1f} s; leader now {new_leader}"
+    )
+    assert elapsed < 60
+
+
+def test_leader_host_frozen_a_replica_takes_over(pg, lab_vars):
+    """The leader's whole host stops answering (podman pause: Patroni, PostgreSQL and its etcd member
+    frozen). Its leader key expires after ttl, a replica is promoted, the DSN finds it; once the host
+    comes back, the old leader rejoins as a replica."""
+    leader = wait_for_healthy_cluster(pg)
+    client = next(h for name, h in pg.items() if name != leader)
+    subprocess.run(["podman", "pause", leader], check=True, capture_output=True)
+    paused_at = time.time()
+    try:
+        start_writer(client, lab_vars["vault_postgres_superuser_password"])
+        elapsed = first_write_at(client) - paused_at
+        new_leader, _ = leader_and_replicas(
+            {n: h for n, h in pg.items() if n != leader}
+        )
+    finally:
+        subprocess.run(["podman", "unpause", leader], check=True, capture_output=True)
+    print(
+        f"\n{leader} frozen: {new_leader} promoted, first write after {elapsed:.1f} s"
+    )
+    assert new_leader not in (None, leader)
+    assert elapsed < 90
+    assert wait_for_healthy_cluster(pg, timeout=240) == new_leader
