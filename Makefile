@@ -13,8 +13,8 @@ PYTHON       ?= python3
 INVENTORY    ?= inventories/lab
 # Molecule scenarios run by `make test`, on Debian 13; the ones in
 # SCENARIOS_DEBIAN12 run on Debian 12 as well.
-SCENARIOS    ?= common
-SCENARIOS_DEBIAN12 ?= common
+SCENARIOS    ?= common redis
+SCENARIOS_DEBIAN12 ?= common redis
 # Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
 S            ?= common
 DISTRO       ?= debian13
