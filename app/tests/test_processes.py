@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+import redis
+from rq import SimpleWorker
 
 from .conftest import bin_path, settings_env
 from .servers import HOST, ServerGroup, free_port, wait_for
@@ -91,3 +93,20 @@ def test_worker_refuses_an_instance_name_as_queue():
     )
     assert result.returncode == 2
     assert "unknown queue 'tasks-1'" in result.stderr
+
+
+@sqlite_only
+def test_named_worker_replaces_a_dead_predecessor(settings):
+    """kill -9 leaves the worker registered; the unit's next process under the same name must start."""
+    env = settings_env(settings)
+    queue_redis = redis.Redis.from_url(settings.redis_queue_url)
+    stale = SimpleWorker(["tasks"], connection=queue_redis, name="host-tasks-1")
+    stale.register_birth()  # what a worker killed with -9 leaves behind: registered, no death
+    assert queue_redis.sismember("rq:workers", stale.key)
+    result = subprocess.run(
+        [bin_path("grimbots-worker"), "tasks", "--name", "host-tasks-1", "--burst", "--no-scheduler"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "retiring the registration of a dead predecessor" in result.stderr
+    assert not queue_redis.sismember("rq:workers", stale.key)

@@ -31,6 +31,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def clear_dead_namesake(worker: SimpleWorker) -> bool:
+    """Retire a registration left under this worker's name by a process that died without saying so.
+
+    A named worker is one systemd unit (``rq-worker@tasks-1`` runs ``--name <host>-tasks-1``) and systemd
+    runs one process per unit, so a live registration under the name can only be a predecessor killed
+    hard (``kill -9``, OOM). RQ would refuse the name until that registration expires (minutes), and the
+    unit would crash-loop. Its job in hand is left to RQ's abandoned-job cleanup and to the reconciler.
+    """
+    connection = worker.connection
+    if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
+        logging.getLogger(__name__).warning(
+            "worker %s: retiring the registration of a dead predecessor", worker.name
+        )
+        worker.register_death()
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -42,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     services = build(settings)
     install(services)
     worker = SimpleWorker([services.queue(args.queue)], connection=services.redis.queue, name=args.name)
+    if args.name:
+        clear_dead_namesake(worker)
     try:
         worker.work(burst=args.burst, with_scheduler=not args.no_scheduler, logging_level=settings.log_level)
     finally:

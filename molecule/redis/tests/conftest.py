@@ -1,30 +1,15 @@
 """Shared facts of the scenario: the variables molecule.yml gives the role."""
 
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def host(_testinfra_host):
-    """The container, reached with `podman exec`.
-
-    Molecule hands Testinfra an Ansible inventory whose hosts use the podman
-    connection, which Testinfra has no native backend for: it would run every
-    command as an Ansible task (seconds each). Its podman backend runs the same
-    commands in the same container directly."""
-    backend = _testinfra_host.backend
-    if getattr(backend, "NAME", "") != "ansible":
-        return _testinfra_host
-    hostvars = backend.ansible_runner.get_variables(backend.host)
-    if hostvars.get("ansible_connection") not in ("podman", "containers.podman.podman"):
-        return _testinfra_host
-    return testinfra.get_host(f"podman://{hostvars.get('ansible_host', backend.host)}")
+sys.path.insert(0, str(SCENARIO.parent / "shared"))
+from podman_host import host  # noqa: F401
 
 
 @pytest.fixture(scope="session")
