@@ -43,14 +43,9 @@ def test_global_sysctl_persisted_for_boot(host):
 
 
 def test_units_get_the_raised_open_file_limit(host):
-    assert (
-        host.check_output("systemctl show --property DefaultLimitNOFILE --value")
-        == "20000"
-    )
+    assert host.check_output("systemctl show --property DefaultLimitNOFILE --value") == "20000"
     # A unit started now runs with that limit.
-    out = host.check_output(
-        "systemd-run --quiet --wait --pipe --collect sh -c 'ulimit -n'"
-    )
+    out = host.check_output("systemd-run --quiet --wait --pipe --collect sh -c 'ulimit -n'")
     assert out.strip() == "20000"
 
 
@@ -63,9 +58,7 @@ def test_journal_is_persistent_and_capped(host):
     tag = "grimbots-common-test"
     host.check_output(f"logger -t {tag} persisted-entry")
     host.check_output("journalctl --sync")
-    assert "persisted-entry" in host.check_output(
-        f"journalctl -t {tag} --no-pager -o cat"
-    )
+    assert "persisted-entry" in host.check_output(f"journalctl -t {tag} --no-pager -o cat")
     # The entry landed on disk, under /var/log/journal, not in /run.
     assert host.check_output("find /var/log/journal -name '*.journal' | wc -l") != "0"
     cfg = host.check_output("systemd-analyze cat-config systemd/journald.conf")

@@ -82,25 +82,17 @@ def test_check_mode_on_converged_host_reports_no_change(admin_password, app_pass
         assert secret not in output
 
 
-def test_default_memory_cap_and_kernel_settings_in_check_mode(
-    host, admin_password, app_password
-):
+def test_default_memory_cap_and_kernel_settings_in_check_mode(host, admin_password, app_password):
     # The paths the lab leaves off, run in check mode (nothing is written or
     # applied): the memory cap from 25% of the host's memory, and the kernel
     # settings a non-container host gets.
-    memtotal_mb = (
-        int(host.check_output("awk '/^MemTotal:/ {print $2}' /proc/meminfo")) // 1024
-    )
-    rc, output = run_probe(
-        {"redis_maxmemory_mb": 0, "redis_apply_kernel_settings": True}
-    )
+    memtotal_mb = int(host.check_output("awk '/^MemTotal:/ {print $2}' /proc/meminfo")) // 1024
+    rc, output = run_probe({"redis_maxmemory_mb": 0, "redis_apply_kernel_settings": True})
     assert rc == 0, output
     assert f"+maxmemory {memtotal_mb * 25 // 100}mb" in output, output
     assert "-maxmemory 256mb" in output, output
     assert "Let the kernel overcommit memory" in output
-    assert "+w /sys/kernel/mm/transparent_hugepage/enabled - - - - never" in output, (
-        output
-    )
+    assert "+w /sys/kernel/mm/transparent_hugepage/enabled - - - - never" in output, output
     assert "failed=0" in output
     for secret in (admin_password, app_password):
         assert secret not in output

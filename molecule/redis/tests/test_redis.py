@@ -20,9 +20,7 @@ def test_redis_server_installed_running_and_enabled(host):
 
 
 def test_systemd_drop_in_in_effect(host):
-    show = host.check_output(
-        "systemctl show redis-server -p Restart -p RestartUSec -p LimitNOFILE"
-    )
+    show = host.check_output("systemctl show redis-server -p Restart -p RestartUSec -p LimitNOFILE")
     assert "Restart=always" in show
     assert "RestartUSec=1s" in show
     assert "LimitNOFILE=20000" in show
@@ -34,9 +32,7 @@ def test_listens_on_the_configured_addresses_only(host, host_ip):
     assert local == {"127.0.0.1:6379", f"{host_ip}:6379"}
 
 
-def test_config_files_are_private_and_hold_no_clear_app_password(
-    host, admin_password, app_password
-):
+def test_config_files_are_private_and_hold_no_clear_app_password(host, admin_password, app_password):
     for path in (CONF, AUTH_CONF):
         f = host.file(path)
         assert f.user == "redis" and f.group == "redis"
@@ -61,9 +57,7 @@ def test_redis_cannot_rewrite_its_own_config(host, cli, admin_password):
 
 
 def test_admin_password_gets_pong(host, admin_password):
-    out = host.check_output(
-        f"redis-cli --no-auth-warning -a {shlex.quote(admin_password)} ping"
-    )
+    out = host.check_output(f"redis-cli --no-auth-warning -a {shlex.quote(admin_password)} ping")
     assert out == "PONG"
 
 
@@ -95,9 +89,7 @@ def test_wrong_password_is_refused(cli):
         (["publish", "rq:pubsub:test", "hello"], ""),
     ],
 )
-def test_app_user_can_do_what_rq_and_the_app_need(
-    cli, app_user, app_password, command, expected
-):
+def test_app_user_can_do_what_rq_and_the_app_need(cli, app_user, app_password, command, expected):
     out = cli(*command, user=app_user, password=app_password)
     assert "NOPERM" not in out and not out.startswith("ERR"), out
     assert expected in out
@@ -128,9 +120,7 @@ def test_rq_enqueues_and_runs_a_job_as_the_app_user(host_ip, app_user, app_passw
     # registers, names its connection (CLIENT SETNAME), finds its address
     # (CLIENT LIST), reads the server version (INFO), takes the job and
     # stores its result.
-    conn = redis.Redis(
-        host=host_ip, port=6379, username=app_user, password=app_password
-    )
+    conn = redis.Redis(host=host_ip, port=6379, username=app_user, password=app_password)
     queue = Queue("molecule-check", connection=conn)
     queue.empty()
     job = queue.enqueue("operator.add", 2, 3)
@@ -145,9 +135,9 @@ def test_rq_enqueues_and_runs_a_job_as_the_app_user(host_ip, app_user, app_passw
 
 
 def test_memory_cap_and_policy(cli, admin_password, lab_vars):
-    assert cli("config", "get", "maxmemory", password=admin_password).splitlines()[
-        1
-    ] == str(lab_vars["redis_maxmemory_mb"] * 1024 * 1024)
+    assert cli("config", "get", "maxmemory", password=admin_password).splitlines()[1] == str(
+        lab_vars["redis_maxmemory_mb"] * 1024 * 1024
+    )
     policy = cli("config", "get", "maxmemory-policy", password=admin_password)
     assert policy.splitlines()[1] == "noeviction"
 
@@ -168,9 +158,7 @@ def test_persistence_settings(cli, admin_password):
 def test_data_from_before_the_role_survived(cli, admin_password):
     # prepare.yml wrote this key into a Redis with Debian's configuration
     # (RDB only); the role turned AOF on without losing it.
-    assert cli("get", "grimbots:test:before-role", password=admin_password) == (
-        "survived"
-    )
+    assert cli("get", "grimbots:test:before-role", password=admin_password) == ("survived")
 
 
 def test_version_specific_settings(host, cli, admin_password):
