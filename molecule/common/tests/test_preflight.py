@@ -1,61 +1,39 @@
 """Bad input fails in preflight with a message naming the variable and changes nothing;
 good input in check mode on a converged host reports no change."""
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from playbook_runs import run_playbook, run_side_by_side
 
-ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("check_mode_probe.yml")
 
 
-def run_probe(extra_vars: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(PLAYBOOK),
-            "--check",
-            "--diff",
-            "--limit",
-            "common1",
-            "-e",
-            extra_vars,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+def run_probe(extra_vars: str):
+    return run_playbook(PLAYBOOK, "--check", "--diff", "--limit", "common1", "-e", extra_vars, timeout=300)
 
 
-@pytest.mark.parametrize(
-    ("extra_vars", "named"),
-    [
-        ('{"common_nofile_limit": "lots"}', "common_nofile_limit"),
-        ('{"common_nofile_limit": 100}', "common_nofile_limit"),
-        ('{"common_sysctl_extra": {"Net Core": 1}}', "common_sysctl"),
-        ('{"common_sysctl_extra": {"vm.swappiness": "low"}}', "common_sysctl"),
-        (
-            '{"common_journald_system_max_use": "a lot"}',
-            "common_journald_system_max_use",
-        ),
-        ('{"common_service_accounts": [{"name": "root"}]}', "common_service_accounts"),
-        ('{"common_journald_storage": "disk"}', "common_journald_storage"),
-    ],
-)
-def test_bad_variable_is_named(extra_vars, named):
-    result = run_probe(extra_vars)
+BAD_VARIABLES = [
+    ('{"common_nofile_limit": "lots"}', "common_nofile_limit"),
+    ('{"common_nofile_limit": 100}', "common_nofile_limit"),
+    ('{"common_sysctl_extra": {"Net Core": 1}}', "common_sysctl"),
+    ('{"common_sysctl_extra": {"vm.swappiness": "low"}}', "common_sysctl"),
+    ('{"common_journald_system_max_use": "a lot"}', "common_journald_system_max_use"),
+    ('{"common_service_accounts": [{"name": "root"}]}', "common_service_accounts"),
+    ('{"common_journald_storage": "disk"}', "common_journald_storage"),
+]
+
+
+@pytest.fixture(scope="module")
+def preflight_runs():
+    runs = [["--check", "--diff", "--limit", "common1", "-e", extra] for extra, _ in BAD_VARIABLES]
+    return run_side_by_side(PLAYBOOK, runs)
+
+
+@pytest.mark.parametrize("case", range(len(BAD_VARIABLES)), ids=[n for _, n in BAD_VARIABLES])
+def test_bad_variable_is_named(preflight_runs, case):
+    named = BAD_VARIABLES[case][1]
+    result = preflight_runs[case]
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert named in output

@@ -1,37 +1,16 @@
 """The phase-1 playbook as an operator runs it: --check --diff on the converged host changes nothing,
 and a malformed variable stops the run in preflight with a message naming it."""
 
-import os
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from playbook_runs import run_playbook, run_side_by_side
 
-ROOT = Path(__file__).resolve().parents[3]
+PHASE1 = Path(__file__).resolve().parents[3] / "playbooks/phase1.yml"
 
 
-def phase1(*args: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(ROOT / "playbooks/phase1.yml"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+def phase1(*args: str):
+    return run_playbook(PHASE1, *args)
 
 
 def test_check_diff_on_converged_host_reports_no_change():
@@ -51,13 +30,8 @@ BAD_VARIABLES = {
 
 @pytest.fixture(scope="module")
 def preflight_runs():
-    """Each malformed variable in its own run (the first failure stops a run), the runs side by side."""
-    with ThreadPoolExecutor(max_workers=len(BAD_VARIABLES)) as pool:
-        futures = {
-            name: pool.submit(phase1, "--check", "--tags", "app_preflight", "-e", extra)
-            for name, extra in BAD_VARIABLES.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
+    runs = [["--check", "--tags", "app_preflight", "-e", extra] for extra in BAD_VARIABLES.values()]
+    return dict(zip(BAD_VARIABLES, run_side_by_side(PHASE1, runs), strict=True))
 
 
 @pytest.mark.parametrize("named", BAD_VARIABLES)

@@ -3,45 +3,17 @@ and without printing a secret; good input in check mode on the converged host
 reports no change and prints no secret either."""
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from playbook_runs import run_playbook
 
-ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("check_mode_probe.yml")
 
 
-def run_probe(extra_vars: dict) -> str:
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-        # Fresh facts of this container, never cached ones of a lab host
-        # that has the same name.
-        ANSIBLE_CACHE_PLUGIN="memory",
-        ANSIBLE_GATHERING="implicit",
-    )
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(PLAYBOOK),
-            "--check",
-            "--diff",
-            "--limit",
-            "redis1",
-            "-e",
-            json.dumps(extra_vars),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
+def run_probe(extra_vars: dict) -> tuple[int, str]:
+    result = run_playbook(
+        PLAYBOOK, "--check", "--diff", "--limit", "redis1", "-e", json.dumps(extra_vars), timeout=300
     )
     return result.returncode, result.stdout + result.stderr
 

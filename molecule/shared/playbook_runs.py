@@ -1,0 +1,34 @@
+"""Run a playbook against the scenario's hosts the way an operator would, from a Testinfra test.
+
+Scenario tests import it after putting molecule/shared on sys.path (see podman_host.py):
+
+    from playbook_runs import run_playbook, run_side_by_side
+"""
+
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_playbook(playbook: Path | str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`ansible-playbook -i <the scenario's inventory> <playbook> <args>`; output captured, never raises."""
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        # Fresh facts of the scenario's containers, never the cached ones of a lab host of the same name.
+        ANSIBLE_CACHE_PLUGIN="memory",
+    )
+    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def run_side_by_side(playbook: Path | str, runs: list[list[str]], workers: int = 4) -> list:
+    """Several independent runs of one playbook at once (each bad variable needs its own run, since the
+    first failure stops a run); results in the order given."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda args: run_playbook(playbook, *args), runs))
