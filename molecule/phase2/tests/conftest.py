@@ -14,6 +14,15 @@ import yaml
 SCENARIO = Path(__file__).resolve().parents[1]
 PG_HOSTS = ["pg1", "pg2", "pg3"]
 REST_PORT = 8008
+# Figures measured by the drills, shown at the end of the run (pytest_terminal_summary).
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("phase 2 figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +35,7 @@ def lab_vars() -> dict:
 def pg() -> dict:
     """testinfra hosts of the postgres group, by name."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return {
-        name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
-        for name in PG_HOSTS
-    }
+    return {name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in PG_HOSTS}
 
 
 def address(host) -> str:
@@ -40,25 +46,15 @@ def address(host) -> str:
 def cluster(host) -> dict:
     """Patroni's /cluster as this host's REST API answers it."""
     out = host.run(f"curl -s -m 5 http://{address(host)}:{REST_PORT}/cluster")
-    return (
-        json.loads(out.stdout)
-        if out.rc == 0 and out.stdout.startswith("{")
-        else {"members": []}
-    )
+    return json.loads(out.stdout) if out.rc == 0 and out.stdout.startswith("{") else {"members": []}
 
 
 def leader_and_replicas(pg: dict) -> tuple[str | None, list[dict]]:
     for host in pg.values():
         members = cluster(host)["members"]
         if members:
-            leaders = [
-                m["name"]
-                for m in members
-                if m["role"] == "leader" and m["state"] == "running"
-            ]
-            return (leaders[0] if leaders else None), [
-                m for m in members if m["role"] != "leader"
-            ]
+            leaders = [m["name"] for m in members if m["role"] == "leader" and m["state"] == "running"]
+            return (leaders[0] if leaders else None), [m for m in members if m["role"] != "leader"]
     return None, []
 
 
@@ -67,16 +63,10 @@ def wait_for_healthy_cluster(pg: dict, timeout: float = 180) -> str:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         leader, replicas = leader_and_replicas(pg)
-        if (
-            leader
-            and len(replicas) == len(pg) - 1
-            and all(r["state"] == "streaming" for r in replicas)
-        ):
+        if leader and len(replicas) == len(pg) - 1 and all(r["state"] == "streaming" for r in replicas):
             return leader
         time.sleep(1)
-    raise AssertionError(
-        f"no healthy cluster within {timeout} s: {leader_and_replicas(pg)}"
-    )
+    raise AssertionError(f"no healthy cluster within {timeout} s: {leader_and_replicas(pg)}")
 
 
 def psql(
@@ -90,6 +80,5 @@ def psql(
     no password is given, else with the password in PGPASSWORD. Returns the command's result."""
     env = f"PGPASSWORD={shlex.quote(password)} " if password else ""
     run_as = "" if password else "runuser -u postgres -- "
-    return host.run(
-        f"{env}{run_as}timeout 20 psql -X -A -t -v ON_ERROR_STOP=1 {shlex.quote(dsn)} -U {user} -c {shlex.quote(sql)}"
-    )
+    command = f"psql -X -A -t -v ON_ERROR_STOP=1 {shlex.quote(dsn)} -U {user} -c {shlex.quote(sql)}"
+    return host.run(f"{env}{run_as}timeout 20 {command}")

@@ -23,19 +23,12 @@ def test_units_active_and_enabled(host):
         assert service.is_running, unit
         assert service.is_enabled, unit
     show = host.check_output("systemctl show patroni -p Restart -p User -p KillMode")
-    assert (
-        "Restart=always" in show
-        and "User=postgres" in show
-        and "KillMode=process" in show
-    )
+    assert "Restart=always" in show and "User=postgres" in show and "KillMode=process" in show
     assert "Restart=always" in host.check_output("systemctl show etcd -p Restart")
 
 
 def test_debian_default_cluster_does_not_run(host):
-    assert (
-        not host.file("/etc/postgresql/17/main").exists
-        and not host.file("/etc/postgresql/15/main").exists
-    )
+    assert not host.file("/etc/postgresql/17/main").exists and not host.file("/etc/postgresql/15/main").exists
     assert host.run("pg_lsclusters -h").stdout.strip() == ""
     assert not host.service("postgresql").is_enabled
 
@@ -51,21 +44,14 @@ def test_postgres_listens_where_configured(host):
     ip = address(host)
     assert host.socket(f"tcp://{ip}:5432").is_listening
     assert host.socket(f"tcp://{ip}:{REST_PORT}").is_listening
-    assert (
-        host.socket(f"tcp://{ip}:2379").is_listening
-        and host.socket(f"tcp://{ip}:2380").is_listening
-    )
+    assert host.socket(f"tcp://{ip}:2379").is_listening and host.socket(f"tcp://{ip}:2380").is_listening
 
 
 def test_etcd_has_three_healthy_members(host, pg):
     endpoints = ",".join(f"http://{address(h)}:2379" for h in pg.values())
     health = host.run(f"etcdctl --endpoints={endpoints} endpoint health")
-    assert health.rc == 0 and health.stdout.count("is healthy") == 3, (
-        health.stdout + health.stderr
-    )
-    members = json.loads(
-        host.check_output(f"etcdctl --endpoints={endpoints} member list -w json")
-    )["members"]
+    assert health.rc == 0 and health.stdout.count("is healthy") == 3, health.stdout + health.stderr
+    members = json.loads(host.check_output(f"etcdctl --endpoints={endpoints} member list -w json"))["members"]
     assert sorted(m["name"] for m in members) == PG_HOSTS
 
 
@@ -74,13 +60,9 @@ def test_one_leader_two_streaming_replicas_within_1_mib(pg):
     members = cluster(pg[leader])["members"]
     assert [m["role"] for m in members].count("leader") == 1
     replicas = [m for m in members if m["role"] != "leader"]
-    assert len(replicas) == 2 and all(m["state"] == "streaming" for m in replicas), (
-        members
-    )
+    assert len(replicas) == 2 and all(m["state"] == "streaming" for m in replicas), members
     assert all(int(m["lag"]) < 1048576 for m in replicas), members
-    streaming = psql(
-        pg[leader], "select count(*) from pg_stat_replication where state = 'streaming'"
-    )
+    streaming = psql(pg[leader], "select count(*) from pg_stat_replication where state = 'streaming'")
     assert streaming.stdout.strip() == "2", streaming.stderr
 
 
@@ -111,9 +93,7 @@ def test_a_replica_refuses_writes(pg):
     leader = wait_for_healthy_cluster(pg)
     replica = next(h for name, h in pg.items() if name != leader)
     out = psql(replica, "create table should_fail (i int)", dsn="dbname=grimbots")
-    assert out.rc != 0 and "read-only transaction" in out.stderr, (
-        out.stdout + out.stderr
-    )
+    assert out.rc != 0 and "read-only transaction" in out.stderr, out.stdout + out.stderr
 
 
 def test_pg_hba_refuses_a_host_that_is_not_allowed(pg, lab_vars):
@@ -155,9 +135,7 @@ def test_password_encryption_is_scram(pg):
 )
 def test_rest_write_endpoints_need_auth(host, method, path):
     url = f"http://{address(host)}:{REST_PORT}/{path}"
-    status = host.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' -X {method} -d '{{}}' {url}"
-    )
+    status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -X {method} -d '{{}}' {url}")
     assert status == "401", f"{method} /{path} without auth answered {status}"
 
 
@@ -171,18 +149,13 @@ def test_rest_write_endpoint_accepts_the_password(host, lab_vars):
 
 
 def test_dynamic_config_has_the_seed_timings(host):
-    config = json.loads(
-        host.check_output(f"curl -s http://{address(host)}:{REST_PORT}/config")
-    )
+    config = json.loads(host.check_output(f"curl -s http://{address(host)}:{REST_PORT}/config"))
     assert (config["ttl"], config["loop_wait"], config["retry_timeout"]) == (
         30,
         10,
         10,
     ), config
-    assert (
-        config["maximum_lag_on_failover"] == 1048576
-        and config["synchronous_mode"] is False
-    ), config
+    assert config["maximum_lag_on_failover"] == 1048576 and config["synchronous_mode"] is False, config
 
 
 def test_tuning_is_derived_from_the_host(host):
@@ -195,7 +168,4 @@ def test_tuning_is_derived_from_the_host(host):
     values = dict(line.split("=", 1) for line in settings.stdout.split())
     assert values["shared_buffers"] == "327688kB", values  # 256 MB in 8 kB pages
     assert values["effective_cache_size"] == "983048kB", values  # 768 MB
-    assert (
-        int(values["max_worker_processes"]) >= 8
-        and values["password_encryption"] == "scram-sha-256"
-    )
+    assert int(values["max_worker_processes"]) >= 8 and values["password_encryption"] == "scram-sha-256"

@@ -1,13 +1,13 @@
 """Failover drills, timed from the failure to the first write that succeeds through the multi-host DSN
 (libpq tries pg1, pg2, pg3 and keeps the one that accepts writes: target_session_attrs=read-write), as
-the app connects. The client is a replica, which the drill leaves alone. Figures are printed (-s or the
-report's captured output) and written to docs/phase2.md by hand."""
+the app connects. The client is a replica, which the drill leaves alone. Figures are shown in the
+summary at the end of the run) and written to docs/phase2.md by hand."""
 
 import shlex
 import subprocess
 import time
 
-from conftest import PG_HOSTS, leader_and_replicas, wait_for_healthy_cluster
+from conftest import FIGURES, PG_HOSTS, leader_and_replicas, wait_for_healthy_cluster
 
 testinfra_hosts = ["ansible://pg1"]
 
@@ -20,11 +20,12 @@ DSN = (
 def start_writer(client, password: str) -> None:
     """Start, in the background on the client, a loop that tries one write every 0.2 s for at most
     180 s and records the time of the first success."""
+    write = "create table if not exists drill (t timestamptz); insert into drill select now()"
     loop = (
         f"end=$(($(date +%s) + 180)); "
-        f"until PGPASSWORD={shlex.quote(password)} psql -X -q {shlex.quote(DSN)} "
-        f"-c 'create table if not exists failover_probe (at timestamptz); insert into failover_probe values (now())' "
-        f">/dev/null 2>&1; do [ $(date +%s) -ge $end ] && exit 1; sleep 0.2; done; date +%s.%N > /tmp/first-write"
+        f"until PGPASSWORD={shlex.quote(password)} psql -X -q {shlex.quote(DSN)} -c {shlex.quote(write)} "
+        ">/dev/null 2>&1; do [ $(date +%s) -ge $end ] && exit 1; sleep 0.2; done; "
+        "date +%s.%N > /tmp/first-write"
     )
     client.run("rm -f /tmp/first-write")
     client.run(f"nohup sh -c {shlex.quote(loop)} >/dev/null 2>&1 &")
@@ -48,20 +49,12 @@ def test_kill_9_of_the_leaders_patroni_and_postgres(pg, lab_vars):
     client = next(h for name, h in pg.items() if name != leader)
     victim = pg[leader]
     patroni_pid = victim.check_output("systemctl show -p MainPID --value patroni")
-    postmaster_pid = victim.check_output(
-        "head -n 1 /var/lib/postgresql/*/patroni/postmaster.pid"
-    )
-    killed_at = float(
-        victim.check_output(
-            f"date +%s.%N; kill -9 {patroni_pid} {postmaster_pid}"
-        ).split()[0]
-    )
+    postmaster_pid = victim.check_output("head -n 1 /var/lib/postgresql/*/patroni/postmaster.pid")
+    killed_at = float(victim.check_output(f"date +%s.%N; kill -9 {patroni_pid} {postmaster_pid}").split()[0])
     start_writer(client, lab_vars["vault_postgres_superuser_password"])
     elapsed = first_write_at(client) - killed_at
     new_leader = wait_for_healthy_cluster(pg)
-    print(
-        f"\nkill -9 of patroni+postgres on {leader}: first write after {elapsed:.1f} s; leader now {new_leader}"
-    )
+    FIGURES.append(f"kill -9 on {leader}: first write after {elapsed:.1f} s, leader then {new_leader}")
     assert elapsed < 60
 
 
@@ -76,14 +69,10 @@ def test_leader_host_frozen_a_replica_takes_over(pg, lab_vars):
     try:
         start_writer(client, lab_vars["vault_postgres_superuser_password"])
         elapsed = first_write_at(client) - paused_at
-        new_leader, _ = leader_and_replicas(
-            {n: h for n, h in pg.items() if n != leader}
-        )
+        new_leader, _ = leader_and_replicas({n: h for n, h in pg.items() if n != leader})
     finally:
         subprocess.run(["podman", "unpause", leader], check=True, capture_output=True)
-    print(
-        f"\n{leader} frozen: {new_leader} promoted, first write after {elapsed:.1f} s"
-    )
+    FIGURES.append(f"{leader} frozen (paused): {new_leader} promoted, first write after {elapsed:.1f} s")
     assert new_leader not in (None, leader)
     assert elapsed < 90
     assert wait_for_healthy_cluster(pg, timeout=240) == new_leader

@@ -40,9 +40,7 @@ def test_check_diff_on_converged_cluster_reports_no_change():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "changed=0" in output and "failed=0" in output, output
-    assert "lab-pg-" not in output and "lab-patroni-" not in output, (
-        "a secret leaked into the output"
-    )
+    assert "lab-pg-" not in output and "lab-patroni-" not in output, "a secret leaked into the output"
 
 
 @pytest.mark.parametrize(
