@@ -25,6 +25,9 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS        := $(if $(CI),0,1)
 
 PLAYBOOK     := $(BIN)/ansible-playbook
+# Extra variables of the inventory's playbook runs (which hosts a play runs
+# on), when the inventory has them.
+PLAY_VARS    := $(if $(wildcard $(INVENTORY)/play-vars.yml),-e @$(INVENTORY)/play-vars.yml)
 LAB_PLAY     := $(PLAYBOOK) -i $(INVENTORY) playbooks/lab.yml
 
 .PHONY: help setup venv controller images lab lab-up lab-down converge lint \
@@ -57,13 +60,13 @@ setup: images ## Everything the lab and the tests need
 
 lab: setup ## Build the full lab, deploy the topology into it, verify it
 	$(LAB_PLAY)
-	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/site.yml
 
 lab-up: setup ## Build the lab's containers only (fresh, stale ones removed)
 	$(LAB_PLAY)
 
 converge: venv ## Deploy the topology into the running lab again
-	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/site.yml
 
 lab-down: venv ## Remove the lab's containers and network
 	$(LAB_PLAY) -e lab_state=absent
