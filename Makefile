@@ -100,5 +100,26 @@ test-scenario: setup clean-stale ## One scenario: make test-scenario S=common DI
 
 test: setup lint test-app test-molecule ## Lint, the app's tests, every Molecule scenario
 
+# --- load test -------------------------------------------------------------
+
+# `make loadtest` runs the Locust stages against the lab's phase-1 app, then
+# the dedup audit (docs/loadtest.md). Another target: LOADTEST_HOST=http://...
+# (loopback and the lab network only, unless LOADTEST_ARGS=--allow-any-host)
+# and an audit command that reaches it (LOADTEST_AUDIT=, empty: no audit).
+LOADTEST_HOST     ?= http://10.231.0.21:8000
+LOADTEST_STAGES   ?= 10,50,100,200
+LOADTEST_DURATION ?= 60
+LOADTEST_GATE     ?= phase1
+# The gateway secret: GRIMBOTS_GATEWAY_SECRET from the environment, else this file.
+LOADTEST_SECRETS  ?= inventories/lab/group_vars/lab/secrets.yml
+LOADTEST_AUDIT    ?= podman exec grimbots-app1 grimbots-app audit --json --fail-on-stale
+LOADTEST_ARGS     ?=
+
+.PHONY: loadtest
+loadtest: venv ## Locust stages against the lab app, gates + dedup audit (LOADTEST_HOST=...)
+	$(BIN)/python loadtest/run.py --host '$(LOADTEST_HOST)' --stages '$(LOADTEST_STAGES)' \
+	  --duration '$(LOADTEST_DURATION)' --gate '$(LOADTEST_GATE)' --secret-file '$(LOADTEST_SECRETS)' \
+	  --audit-cmd '$(LOADTEST_AUDIT)' -- $(LOADTEST_ARGS)
+
 clean: lab-down clean-stale ## Remove the lab, stale containers and the venv
 	rm -rf $(VENV) .cache
