@@ -118,3 +118,15 @@ def test_multi_host_dsn_skips_a_dead_host(postgres):
         assert conn.execute(select(bots.c.id)).all() == []
         assert conn.execute(text("SHOW transaction_read_only")).scalar() == "off"
     engine.dispose()
+
+
+@sqlite_only
+def test_queues_reports_sizes_and_waits_for_empty(settings, services, run_workers):
+    assert grimbots_app(settings, "queues").stdout.strip() == "tasks=0 gateway=0 webhook=0"
+    services.queue("tasks").enqueue("grimbots.tasks.noop_for_tests_that_does_not_exist")
+    result = grimbots_app(settings, "queues", "--wait-empty", "1")
+    assert result.returncode == 1 and "tasks=1" in result.stdout  # nobody works the queue: not empty in time
+    run_workers("tasks", count=1)  # the job fails (no such function) and leaves the queue
+    result = grimbots_app(settings, "queues", "--wait-empty", "5")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "tasks=0 gateway=0 webhook=0"

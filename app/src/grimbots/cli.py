@@ -4,6 +4,7 @@ db upgrade | db current              schema migrations (shipped in the package)
 seed-bots --count N                  demo bots 1..N (slug bot<N>), idempotent
 reconcile [--loop SECONDS]           queue stalled webhooks and pixel events again
 audit [--json] [--fail-on-stale]     duplicated effects; exit 1 if any
+queues [--wait-empty SECONDS]        jobs waiting or running per queue; exit 1 if not empty in time
 migrate-sqlite-to-postgres --source URL [--target URL]  copy, then verify row by row
 """
 
@@ -15,11 +16,12 @@ import sys
 import time
 from collections.abc import Callable
 
+from rq.registry import StartedJobRegistry
 from sqlalchemy import create_engine
 
 from . import audit, migrate, reconcile
 from .services import build
-from .settings import Settings, SettingsError
+from .settings import QUEUE_NAMES, Settings, SettingsError
 from .storage import bots, insert_ignoring_conflict, make_engine, utcnow
 
 
@@ -74,6 +76,26 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if args.fail_on_stale and report.stale_unprocessed_webhooks else 0
 
 
+def _queues(settings: Settings, args: argparse.Namespace) -> int:
+    """Jobs waiting or running per queue; with --wait-empty, poll until none are left or time runs out."""
+    services = build(settings)
+    deadline = time.monotonic() + args.wait_empty
+    try:
+        while True:
+            sizes = {}
+            for name in QUEUE_NAMES:
+                queue = services.queue(name)
+                sizes[name] = queue.count + StartedJobRegistry(queue=queue).count
+            print(" ".join(f"{name}={size}" for name, size in sizes.items()), flush=True)
+            if not any(sizes.values()):
+                return 0
+            if time.monotonic() >= deadline:
+                return 1
+            time.sleep(1)
+    finally:
+        services.close()
+
+
 def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> int:
     source = create_engine(args.source)
     target = make_engine(Settings(database_url=args.target or settings.database_url))
@@ -104,6 +126,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     aud.add_argument("--stale-seconds", type=int, default=60)
     aud.add_argument("--fail-on-stale", action="store_true", help="exit 1 on stale unprocessed webhooks too")
     aud.set_defaults(run=_audit)
+    que = commands.add_parser("queues", help="jobs waiting or running per queue")
+    que.add_argument(
+        "--wait-empty",
+        type=float,
+        default=0,
+        help="wait up to N seconds for every queue to empty; exit 1 if not",
+    )
+    que.set_defaults(run=_queues)
     mig = commands.add_parser("migrate-sqlite-to-postgres", help="copy the phase-1 data into PostgreSQL")
     mig.add_argument("--source", required=True, help="sqlite:////var/lib/grimbots/grimbots.db")
     mig.add_argument("--target", help="postgresql+psycopg2://... (default: GRIMBOTS_DATABASE_URL)")

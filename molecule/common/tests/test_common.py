@@ -1,5 +1,7 @@
 """What roles/common promises a host, checked on the converged containers."""
 
+import subprocess
+
 import pytest
 
 BASE_PACKAGES = [
@@ -84,3 +86,15 @@ def test_service_account_cannot_log_in(host):
     assert user.uid < 1000, "a service account is a system user"
     assert host.file("/opt/grimbots").user == "grimbots"
     assert host.run("su - grimbots -c true").rc != 0
+
+
+def test_scenario_containers_carry_the_lab_label():
+    # `make clean-stale` finds what a killed run left behind by this label.
+    for name in ("common1", "common2"):
+        label = subprocess.run(
+            ["podman", "inspect", "--format", '{{ index .Config.Labels "io.grimbots.lab" }}', name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert label == "molecule", name

@@ -1,0 +1,45 @@
+"""Phase-1 traffic for the progression test: /start updates, PIX payments and their signed webhooks
+(some delivered twice), sent to the app on 127.0.0.1:8000. Bounded: it stops after its fixed counts."""
+
+import argparse
+import hashlib
+import hmac
+import json
+import urllib.request
+
+BASE = "http://127.0.0.1:8000"
+
+
+def post(path: str, raw: bytes, headers: dict[str, str] | None = None) -> dict:
+    request = urllib.request.Request(
+        BASE + path, data=raw, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--updates", type=int, default=600)
+    parser.add_argument("--payments", type=int, default=200)
+    args = parser.parse_args()
+    for n in range(1, args.updates + 1):
+        update = {
+            "update_id": 700000 + n,
+            "message": {"message_id": n, "chat": {"id": 50000 + n}, "text": "/start"},
+        }
+        post(f"/webhook/telegram/{n % 30 + 1}", json.dumps(update).encode())
+    for n in range(1, args.payments + 1):
+        body = {"bot_id": n % 30 + 1, "telegram_user_id": 50000 + n, "amount_cents": 1990}
+        payment = post("/api/pix", json.dumps(body).encode())
+        raw = json.dumps(
+            {"event_id": f"prog-{n}", "payment_id": payment["payment_id"], "status": "paid"}
+        ).encode()
+        signature = "sha256=" + hmac.new(args.secret.encode(), raw, hashlib.sha256).hexdigest()
+        for _ in range(2 if n % 5 == 0 else 1):  # every fifth webhook is delivered twice
+            post("/webhook/payment/stubpay", raw, {"X-Signature": signature})
+
+
+if __name__ == "__main__":
+    main()
