@@ -168,6 +168,13 @@ def _json(response: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _why(response: Any) -> str:
+    """Status and body of a failed answer; for status 0 (no answer) the connection error."""
+    if not response.status_code:
+        return f"no answer: {getattr(response, 'error', None)!r}"
+    return f"status {response.status_code}: {(response.text or '')[:200]}"
+
+
 def _check_failed(name: str, message: str) -> None:
     """A dedup invariant broken at the HTTP level: counted as a failed request in every report."""
     RUN.counts["dedup_violations"] += 1
@@ -206,7 +213,7 @@ class GrimbotsUser(FastHttpUser):
     def health(self) -> None:
         with self.client.get("/health", name="/health", catch_response=True) as response:
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}")
+                response.failure(_why(response))
             elif (status := _json(response).get("status")) != "healthy":
                 response.failure(f"health {status!r}")
 
@@ -252,7 +259,7 @@ class GrimbotsUser(FastHttpUser):
         with self.client.get(url, name="/go/[slug]", allow_redirects=False, catch_response=True) as response:
             location = response.headers.get("Location", "") if response.headers else ""
             if response.status_code != 302 or "start=" not in location:
-                response.failure(f"status {response.status_code}, Location {location!r}")
+                response.failure(f"{_why(response)}, Location {location!r}")
                 return
             self.click_payloads.append((bot_id, location.split("start=", 1)[1]))
 
@@ -298,7 +305,7 @@ class GrimbotsUser(FastHttpUser):
         }
         with self.client.post("/api/pix", json=body, name="/api/pix", catch_response=True) as response:
             if response.status_code != 201:
-                response.failure(f"status {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
                 return
             payment_id = _json(response).get("payment_id")
             if not payment_id:
@@ -342,7 +349,7 @@ class GrimbotsUser(FastHttpUser):
         """One delivery: its ``status`` ("queued" or "duplicate"), or None if the request failed."""
         with self.client.post(path, data=raw, headers=headers, name=name, catch_response=True) as response:
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
+                response.failure(_why(response))
                 return None
             status = _json(response).get("status")
             if status not in ("queued", "duplicate"):
