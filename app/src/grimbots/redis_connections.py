@@ -54,6 +54,7 @@ class RedisConnections:
         if s.redis_cache_cluster_nodes:
             return RedisCluster(
                 startup_nodes=[ClusterNode(host, port) for host, port in s.redis_cache_cluster_nodes],
+                username=s.redis_username or None,
                 password=s.redis_password or None,
                 max_connections=s.redis_cache_pool_size,
                 **common,
@@ -76,6 +77,7 @@ class RedisConnections:
                     "socket_timeout": 2,
                     "socket_connect_timeout": 2,
                 },
+                username=s.redis_username or None,
                 password=s.redis_password or None,
                 **common,
             )

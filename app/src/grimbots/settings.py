@@ -59,6 +59,9 @@ class Settings:
     redis_queue_sentinels: tuple[tuple[str, int], ...] = ()
     redis_queue_sentinel_service: str = "grimbots-queue"
     redis_queue_pool_size: int = 30
+    # ACL user and password for the cluster nodes and the Sentinel-managed queue primary (a standalone
+    # URL carries its own credentials). An empty user is Redis's ``default`` user.
+    redis_username: str = ""
     redis_password: str = ""
     redis_sentinel_password: str = ""
     redis_key_prefix: str = "grimbots"

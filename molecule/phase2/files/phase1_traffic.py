@@ -23,18 +23,21 @@ def main() -> None:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--updates", type=int, default=600)
     parser.add_argument("--payments", type=int, default=200)
+    # Shifts update ids, chats and event ids, so that a second batch (a later phase) is new data.
+    parser.add_argument("--offset", type=int, default=0)
     args = parser.parse_args()
+    o = args.offset
     for n in range(1, args.updates + 1):
         update = {
-            "update_id": 700000 + n,
-            "message": {"message_id": n, "chat": {"id": 50000 + n}, "text": "/start"},
+            "update_id": 700000 + o + n,
+            "message": {"message_id": n, "chat": {"id": 50000 + o + n}, "text": "/start"},
         }
         post(f"/webhook/telegram/{n % 30 + 1}", json.dumps(update).encode())
     for n in range(1, args.payments + 1):
-        body = {"bot_id": n % 30 + 1, "telegram_user_id": 50000 + n, "amount_cents": 1990}
+        body = {"bot_id": n % 30 + 1, "telegram_user_id": 50000 + o + n, "amount_cents": 1990}
         payment = post("/api/pix", json.dumps(body).encode())
         raw = json.dumps(
-            {"event_id": f"prog-{n}", "payment_id": payment["payment_id"], "status": "paid"}
+            {"event_id": f"prog-{o + n}", "payment_id": payment["payment_id"], "status": "paid"}
         ).encode()
         signature = "sha256=" + hmac.new(args.secret.encode(), raw, hashlib.sha256).hexdigest()
         for _ in range(2 if n % 5 == 0 else 1):  # every fifth webhook is delivered twice
