@@ -5,16 +5,19 @@ import argparse
 import hashlib
 import hmac
 import json
+import ssl
 import urllib.request
 
 BASE = "http://127.0.0.1:8000"
+# --insecure: the lab load balancer's certificate is self-signed.
+CONTEXT: ssl.SSLContext | None = None
 
 
 def post(path: str, raw: bytes, headers: dict[str, str] | None = None) -> dict:
     request = urllib.request.Request(
         BASE + path, data=raw, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10, context=CONTEXT) as response:
         return json.loads(response.read())
 
 
@@ -25,7 +28,13 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=200)
     # Shifts update ids, chats and event ids, so that a second batch (a later phase) is new data.
     parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--base", default=BASE, help="the app, or the load balancer in front of it")
+    parser.add_argument("--insecure", action="store_true", help="accept a self-signed certificate")
     args = parser.parse_args()
+    global BASE, CONTEXT
+    BASE = args.base.rstrip("/")
+    if args.insecure:
+        CONTEXT = ssl._create_unverified_context()
     o = args.offset
     for n in range(1, args.updates + 1):
         update = {
