@@ -68,6 +68,10 @@ lab-up: setup ## Build the lab's containers only (fresh, stale ones removed)
 converge: venv ## Deploy the topology into the running lab again
 	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/site.yml
 
+.PHONY: verify
+verify: venv ## Is the deployment healthy? Checks tier by tier, changes nothing (INVENTORY=...)
+	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/verify.yml
+
 lab-down: venv ## Remove the lab's containers and network
 	$(LAB_PLAY) -e lab_state=absent
 
