@@ -22,6 +22,7 @@ def post(path: str, raw: bytes, headers: dict[str, str] | None = None) -> dict:
 
 
 def main() -> None:
+    global BASE, CONTEXT
     parser = argparse.ArgumentParser()
     parser.add_argument("--secret", required=True)
     parser.add_argument("--updates", type=int, default=600)
@@ -31,7 +32,6 @@ def main() -> None:
     parser.add_argument("--base", default=BASE, help="the app, or the load balancer in front of it")
     parser.add_argument("--insecure", action="store_true", help="accept a self-signed certificate")
     args = parser.parse_args()
-    global BASE, CONTEXT
     BASE = args.base.rstrip("/")
     if args.insecure:
         CONTEXT = ssl._create_unverified_context()
