@@ -13,7 +13,7 @@ PYTHON       ?= python3
 INVENTORY    ?= inventories/lab
 # Molecule scenarios run by `make test`, on Debian 13; the ones in
 # SCENARIOS_DEBIAN12 run on Debian 12 as well.
-SCENARIOS    ?= common redis phase1 phase2
+SCENARIOS    ?= common redis phase1 phase2 etcd
 SCENARIOS_DEBIAN12 ?= redis phase1
 # Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
 S            ?= common

@@ -13,8 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_playbook(playbook: Path | str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`ansible-playbook -i <the scenario's inventory> <playbook> <args>`; output captured, never raises."""
+def run_playbook(
+    playbook: Path | str, *args: str, timeout: int = 600, inventory: str | None = None
+) -> subprocess.CompletedProcess:
+    """`ansible-playbook -i <the scenario's inventory, or the one given> <playbook> <args>`; output captured,
+    never raises."""
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
@@ -23,7 +26,8 @@ def run_playbook(playbook: Path | str, *args: str, timeout: int = 600) -> subpro
         # Fresh facts of the scenario's containers, never the cached ones of a lab host of the same name.
         ANSIBLE_CACHE_PLUGIN="memory",
     )
-    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), *args]
+    inventory = inventory or os.environ["MOLECULE_INVENTORY_FILE"]
+    command = ["ansible-playbook", "-i", inventory, str(playbook), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 

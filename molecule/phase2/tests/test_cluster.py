@@ -3,8 +3,10 @@ streaming replicas within 1 MiB, replicas that refuse writes, pg_hba that refuse
 API whose write endpoints need the password, the seed's timings, tuning derived from the host."""
 
 import json
+import shlex
 
 import pytest
+import yaml
 from conftest import (
     PG_HOSTS,
     REST_PORT,
@@ -47,12 +49,42 @@ def test_postgres_listens_where_configured(host):
     assert host.socket(f"tcp://{ip}:2379").is_listening and host.socket(f"tcp://{ip}:2380").is_listening
 
 
-def test_etcd_has_three_healthy_members(host, pg):
+def etcdctl(host, args: str, user: str | None = None, endpoints: str = "http://127.0.0.1:2379"):
+    """etcdctl in the container, with "name:password" in ETCDCTL_USER (never on the command line)."""
+    env = f"ETCDCTL_USER={shlex.quote(user)} " if user else ""
+    return host.run(f"{env}etcdctl --endpoints={endpoints} --command-timeout=5s {args}")
+
+
+def test_etcd_has_three_healthy_members(host, pg, lab_vars):
     endpoints = ",".join(f"http://{address(h)}:2379" for h in pg.values())
-    health = host.run(f"etcdctl --endpoints={endpoints} endpoint health")
-    assert health.rc == 0 and health.stdout.count("is healthy") == 3, health.stdout + health.stderr
-    members = json.loads(host.check_output(f"etcdctl --endpoints={endpoints} member list -w json"))["members"]
+    root = f"root:{lab_vars['vault_etcd_root_password']}"
+    health = etcdctl(host, "endpoint health", root, endpoints)
+    # etcd 3.5 prints the verdicts on stdout, 3.4 on stderr.
+    verdicts = health.stdout + health.stderr
+    assert health.rc == 0 and verdicts.count("is healthy") == 3, verdicts
+    members = json.loads(etcdctl(host, "member list -w json", root, endpoints).stdout)["members"]
     assert sorted(m["name"] for m in members) == PG_HOSTS
+
+
+def test_etcd_refuses_a_client_without_credentials(host):
+    intrusions = (
+        "get --prefix /service/",
+        "put /service/grimbots_cluster/leader intruder",
+        "endpoint health",
+    )
+    for args in intrusions:
+        out = etcdctl(host, args)
+        assert out.rc != 0 and "user name is empty" in out.stdout + out.stderr, (args, out.stdout, out.stderr)
+
+
+def test_patroni_uses_its_own_etcd_user_kept_to_its_prefix(host, lab_vars):
+    etcd3 = yaml.safe_load(host.file("/etc/patroni/patroni.yml").content_string)["etcd3"]
+    assert etcd3["username"] == "patroni" and etcd3["password"] == lab_vars["vault_etcd_patroni_password"]
+    patroni = f"patroni:{lab_vars['vault_etcd_patroni_password']}"
+    leader_key = etcdctl(host, "get --print-value-only /service/grimbots_cluster/leader", patroni)
+    assert leader_key.rc == 0 and leader_key.stdout.strip() in PG_HOSTS, leader_key.stdout + leader_key.stderr
+    out = etcdctl(host, "put /elsewhere x", patroni)
+    assert out.rc != 0 and "permission denied" in out.stderr, out.stderr
 
 
 def test_one_leader_two_streaming_replicas_within_1_mib(pg):
