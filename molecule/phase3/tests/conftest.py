@@ -1,0 +1,88 @@
+"""Shared facts of the phase-3 scenario: its variables (molecule.yml), every host by name (podman
+backend: commands run in the containers directly), and helpers for the checks that span hosts."""
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+SCENARIO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCENARIO.parent / "shared"))
+from podman_host import host  # noqa: F401
+
+LB = "p3-lb1"
+APPS = ["p3-app1", "p3-app2", "p3-app3"]
+REDIS = ["p3-redis1", "p3-redis2", "p3-redis3"]
+PGS = ["p3-pg1", "p3-pg2", "p3-pg3"]
+CLUSTER_PORTS = [7000, 7001]
+QUEUE_PORT = 6379
+SENTINEL_PORT = 26379
+SENTINEL_SERVICE = "grimbots-queue"
+# Figures measured by the drills, shown at the end of the run.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("phase 3 figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def lab_vars() -> dict:
+    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
+    return config["provisioner"]["inventory"]["group_vars"]["all"]
+
+
+@pytest.fixture(scope="session")
+def hosts() -> dict:
+    """Every host of the scenario by name, as a testinfra host."""
+    names = [LB, *APPS, *REDIS, *PGS]
+    return {name: testinfra.get_host(f"podman://{name}") for name in names}
+
+
+@pytest.fixture(scope="session")
+def addresses(hosts) -> dict:
+    return {name: address(h) for name, h in hosts.items()}
+
+
+def address(host) -> str:
+    route = host.check_output("ip -4 -o route get 1.1.1.1").split()
+    return route[route.index("src") + 1]
+
+
+def redis_cli(host, port: int, *args: str, password: str | None = None, user: str | None = None, at=None):
+    """redis-cli in the container against `at` (an address; loopback by default) and port."""
+    env = f"REDISCLI_AUTH={shlex.quote(password)} " if password else ""
+    target = f"-h {at} " if at else ""
+    user_arg = f"--user {shlex.quote(user)} " if user else ""
+    command = f"{env}timeout 10 redis-cli --no-auth-warning {target}-p {port} {user_arg}" + " ".join(
+        shlex.quote(a) for a in args
+    )
+    return host.run(command)
+
+
+def wait_until(check, what: str, timeout: float = 120, interval: float = 1):
+    """Poll `check` until it returns a truthy value; fail naming `what` after `timeout` seconds."""
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s (last: {last})")
+
+
+def inventory() -> str:
+    return os.environ["MOLECULE_INVENTORY_FILE"]
