@@ -100,15 +100,15 @@ def test_a_server_drained_by_hand_gets_no_new_request_even_across_a_reload(host,
     assert {https("GET", "/go/d").headers["X-Backend-Server"] for _ in range(20)} == {"hap-be1", "hap-be2"}
 
 
-def test_deploy_playbooks_can_drain_with_community_general_haproxy(host, https, tmp_path):
-    """Other playbooks drain an app server with community.general.haproxy (backend app, the host's
-    inventory_hostname, the role's socket) before a deploy and enable it after."""
+def test_deploy_playbooks_can_drain_with_community_general_haproxy(host, https):
+    """Rolling deploys take an app server out with community.general.haproxy (backend app, the host's
+    inventory_hostname, the role's socket; drained, then disabled) and put it back after."""
     both_app_servers_up(host)
     playbook = Path(__file__).with_name("drain.yml")
-    drained = run_playbook(playbook, "-e", json.dumps({"drain_server": "hap-be2", "drain_state": "drain"}))
+    drained = run_playbook(playbook, "-e", json.dumps({"drain_server": "hap-be2", "drain_state": "disabled"}))
     try:
         assert drained.returncode == 0, drained.stdout + drained.stderr
-        assert server_stats(host)[("app", "hap-be2")]["status"] == "DRAIN"
+        assert server_stats(host)[("app", "hap-be2")]["status"] == "MAINT"
         assert {https("GET", "/go/m").headers["X-Backend-Server"] for _ in range(10)} == {"hap-be1"}
     finally:
         enable = {"drain_server": "hap-be2", "drain_state": "enabled"}
