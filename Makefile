@@ -12,12 +12,14 @@ BIN          := $(CURDIR)/$(VENV)/bin
 PYTHON       ?= python3
 INVENTORY    ?= inventories/lab
 # Molecule scenarios run by `make test`, on Debian 13; the ones in
-# SCENARIOS_DEBIAN12 run on Debian 12 as well. Not yet in the list: etcd
+# SCENARIOS_DEBIAN12 run on Debian 12 as well. Not yet in the list: phase2
+# (its new etcd-auth, preset, refusal and verify tests have not finished a
+# run yet; `make test-scenario S=phase2`), etcd
 # (one run on Debian 13 lost 2 writes of 416 on an overloaded machine),
 # haproxy (green on its own, not yet timed in the whole run), redis_ha (not
 # landed),
 # phase3 (not yet run).
-SCENARIOS    ?= common redis phase1 phase2
+SCENARIOS    ?= common redis phase1
 SCENARIOS_DEBIAN12 ?= redis phase1
 # Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
 S            ?= common
