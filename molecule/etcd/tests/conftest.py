@@ -8,37 +8,28 @@ from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 from podman_host import host  # noqa: F401
+from scenario_facts import FigureLog, address, scenario_vars  # noqa: F401 (address: for the tests)
 
-FIGURES: list[str] = []
+FIGURES = FigureLog("etcd figures")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("etcd figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    FIGURES.report(terminalreporter)
 
 
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    return config["provisioner"]["inventory"]["group_vars"]["all"]
+    return scenario_vars(SCENARIO)
 
 
 @pytest.fixture(scope="session")
 def nodes() -> dict:
     """testinfra hosts of every platform, by name."""
     return {f"etcd{n}": testinfra.get_host(f"podman://etcd{n}") for n in range(1, 5)}
-
-
-def address(host) -> str:
-    route = host.check_output("ip -4 -o route get 1.1.1.1").split()
-    return route[route.index("src") + 1]
 
 
 def etcdctl(host, args: str, user: str | None = None, endpoints: str = "http://127.0.0.1:2379"):

@@ -19,25 +19,22 @@ import yaml
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 from podman_host import host  # noqa: F401
+from scenario_facts import FigureLog, address, scenario_vars
 
 ROLE_DEFAULTS = yaml.safe_load((SCENARIO.parents[1] / "roles/haproxy/defaults/main.yml").read_text())
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 BACKENDS = ["hap-be1", "hap-be2"]
 # Figures measured by the drills, shown at the end of the run.
-FIGURES: list[str] = []
+FIGURES = FigureLog("haproxy figures")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("haproxy figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    FIGURES.report(terminalreporter)
 
 
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    return {**ROLE_DEFAULTS, **config["provisioner"]["inventory"]["group_vars"]["lb"]}
+    return {**ROLE_DEFAULTS, **scenario_vars(SCENARIO, "lb")}
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +46,6 @@ def stats_auth(lab_vars) -> tuple[str, str]:
 def backends() -> dict:
     """testinfra hosts of the two test doubles, by name."""
     return {name: testinfra.get_host(f"podman://{name}") for name in BACKENDS}
-
-
-def address(host) -> str:
-    route = host.check_output("ip -4 -o route get 1.1.1.1").split()
-    return route[route.index("src") + 1]
 
 
 @pytest.fixture(scope="module")

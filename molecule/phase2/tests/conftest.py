@@ -4,31 +4,30 @@ the cluster's state through Patroni's REST API and run SQL in the containers."""
 import json
 import os
 import shlex
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCENARIO.parent / "shared"))
+from scenario_facts import FigureLog, address, scenario_vars
+
 PG_HOSTS = ["pg1", "pg2", "pg3"]
 REST_PORT = 8008
 # Figures measured by the drills, shown at the end of the run (pytest_terminal_summary).
-FIGURES: list[str] = []
+FIGURES = FigureLog("phase 2 figures")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("phase 2 figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    FIGURES.report(terminalreporter)
 
 
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    return config["provisioner"]["inventory"]["group_vars"]["all"]
+    return scenario_vars(SCENARIO)
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +35,6 @@ def pg() -> dict:
     """testinfra hosts of the postgres group, by name."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     return {name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in PG_HOSTS}
-
-
-def address(host) -> str:
-    route = host.check_output("ip -4 -o route get 1.1.1.1").split()
-    return route[route.index("src") + 1]
 
 
 def cluster(host) -> dict:

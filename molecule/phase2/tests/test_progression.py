@@ -5,26 +5,12 @@ import json
 import time
 import uuid
 
+from scenario_facts import app_db_counts
+
 testinfra_hosts = ["ansible://app1"]
 
 TABLES = ["bots", "payments", "sent_messages", "webhook_inbox", "pixel_events"]
 SQLITE = "/var/lib/grimbots/grimbots.db"
-COUNT_IN_APP_DB = (
-    "import json; from sqlalchemy import func, select; from grimbots.settings import Settings; "
-    "from grimbots.storage import TABLES_IN_ORDER, make_engine; "
-    "engine = make_engine(Settings.from_env()); conn = engine.connect(); "
-    "print(json.dumps({t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() "
-    "for t in TABLES_IN_ORDER}))"
-)
-
-
-def app_db_counts(host) -> dict:
-    out = host.check_output(
-        "systemd-run --quiet --pipe --wait --collect -p User=grimbots "
-        "-p EnvironmentFile=/etc/grimbots/grimbots.env /opt/grimbots/current/venv/bin/python -c %s",
-        COUNT_IN_APP_DB,
-    )
-    return json.loads(out)
 
 
 def test_the_app_now_uses_the_cluster(host):

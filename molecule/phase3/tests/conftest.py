@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 from podman_host import host  # noqa: F401
+from scenario_facts import FigureLog, address, scenario_vars
 
 LB = "p3-lb1"
 APPS = ["p3-app1", "p3-app2", "p3-app3"]
@@ -24,20 +24,16 @@ QUEUE_PORT = 6379
 SENTINEL_PORT = 26379
 SENTINEL_SERVICE = "grimbots-queue"
 # Figures measured by the drills, shown at the end of the run.
-FIGURES: list[str] = []
+FIGURES = FigureLog("phase 3 figures")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("phase 3 figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    FIGURES.report(terminalreporter)
 
 
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    return config["provisioner"]["inventory"]["group_vars"]["all"]
+    return scenario_vars(SCENARIO)
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +46,6 @@ def hosts() -> dict:
 @pytest.fixture(scope="session")
 def addresses(hosts) -> dict:
     return {name: address(h) for name, h in hosts.items()}
-
-
-def address(host) -> str:
-    route = host.check_output("ip -4 -o route get 1.1.1.1").split()
-    return route[route.index("src") + 1]
 
 
 def redis_cli(host, port: int, *args: str, password: str | None = None, user: str | None = None, at=None):

@@ -7,25 +7,9 @@ import shlex
 import subprocess
 
 from conftest import APPS, LB, SCENARIO
+from scenario_facts import app_db_counts
 
 TRAFFIC = SCENARIO.parent / "phase2" / "files" / "phase1_traffic.py"
-
-COUNT_IN_APP_DB = (
-    "import json; from sqlalchemy import func, select; from grimbots.settings import Settings; "
-    "from grimbots.storage import TABLES_IN_ORDER, make_engine; "
-    "engine = make_engine(Settings.from_env()); conn = engine.connect(); "
-    "print(json.dumps({t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() "
-    "for t in TABLES_IN_ORDER}))"
-)
-
-
-def app_db_counts(host) -> dict:
-    out = host.check_output(
-        "systemd-run --quiet --pipe --wait --collect -p User=grimbots "
-        "-p EnvironmentFile=/etc/grimbots/grimbots.env /opt/grimbots/current/venv/bin/python -c %s",
-        COUNT_IN_APP_DB,
-    )
-    return json.loads(out)
 
 
 def audit(host) -> dict:
