@@ -4,6 +4,7 @@ and a hard stop of one app server's gunicorn cost no client request, and duplica
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APPS, FIGURES, LB, SCENARIO, wait_until
+from conftest import APPS, FIGURES, LB, PGS, SCENARIO, wait_until
 from playbook_runs import run_playbook
 
 ROOT = SCENARIO.parents[1]
@@ -133,7 +134,36 @@ def test_rolling_deploy_and_a_dead_app_server_cost_no_request(hosts, new_app_ver
 def test_after_the_drills_nothing_is_duplicated_or_lost(hosts):
     drained = hosts[APPS[0]].run("grimbots-app queues --wait-empty 180")
     assert drained.rc == 0, drained.stdout + drained.stderr
-    out = hosts[APPS[0]].run("grimbots-app audit --json --fail-on-stale")
-    assert out.rc == 0, out.stdout + out.stderr
-    report = json.loads(out.stdout)
-    assert report["duplicates"] == 0 and report["unprocessed_webhooks"] == 0, report
+    # A webhook accepted while a server restarted may have its job lost (the process ended between the
+    # inbox commit and the enqueue, or mid-job): the inbox row stays, and the reconciler (every 30 s)
+    # queues it again once it is GRIMBOTS_RECONCILE_STALE_SECONDS (60 s) old. So the audit must come
+    # clean within that, plus two reconciler rounds and the job itself.
+    deadline = time.monotonic() + 150
+    while True:
+        out = hosts[APPS[0]].run("grimbots-app audit --json --fail-on-stale")
+        report = json.loads(out.stdout)
+        assert report["duplicates"] == 0, report
+        if out.rc == 0 and report["unprocessed_webhooks"] == 0:
+            break
+        assert time.monotonic() < deadline, ("accepted webhooks still unprocessed", report)
+        time.sleep(5)
+    late = leader_sql(
+        hosts,
+        "select count(*) from webhook_inbox where processed_at - received_at > interval '30 seconds'"
+        " and received_at > now() - interval '30 minutes'",
+    )
+    FIGURES.append(
+        f"audit after the drills: 0 duplicated effects, 0 unprocessed webhooks; {late} webhook(s) of the last"
+        " 30 min processed more than 30 s after acceptance (queued again by the reconciler)"
+    )
+
+
+def leader_sql(hosts, query: str) -> str:
+    """One value from the app database on the PostgreSQL primary, as the postgres superuser."""
+    for name in PGS:
+        out = hosts[name].run(
+            f"sudo -u postgres psql -d grimbots -Atc {shlex.quote('select pg_is_in_recovery()')}"
+        )
+        if out.rc == 0 and out.stdout.strip() == "f":
+            return hosts[name].check_output(f"sudo -u postgres psql -d grimbots -Atc {shlex.quote(query)}")
+    raise AssertionError("no PostgreSQL primary among " + ", ".join(PGS))
