@@ -59,6 +59,14 @@ def redis_cli(host, port: int, *args: str, password: str | None = None, user: st
     return host.run(command)
 
 
+def sql_through_lb(hosts, addresses, lab_vars, port: int, query: str) -> str:
+    """One value from the app database through the load balancer's 5000 (primary) or 5001 (a replica),
+    as the app user, with psql on a postgres host (PostgreSQL sees the lb's address)."""
+    password = shlex.quote(lab_vars["vault_postgres_app_password"])
+    dsn = shlex.quote(f"host={addresses[LB]} port={port} dbname=grimbots user=grimbots connect_timeout=5")
+    return hosts[PGS[0]].check_output(f"PGPASSWORD={password} psql -X -A -t {dsn} -c {shlex.quote(query)}")
+
+
 def wait_until(check, what: str, timeout: float = 120, interval: float = 1):
     """Poll `check` until it returns a truthy value; fail naming `what` after `timeout` seconds."""
     started = time.monotonic()

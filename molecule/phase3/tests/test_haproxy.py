@@ -5,7 +5,7 @@ import csv
 import io
 import shlex
 
-from conftest import APPS, LB, PGS
+from conftest import APPS, LB, sql_through_lb
 
 STATS_USER = "stats"  # roles/haproxy default (haproxy_stats_user)
 
@@ -52,17 +52,10 @@ def test_the_stats_page_refuses_a_client_without_credentials(hosts):
 
 
 def test_5000_reaches_the_primary_and_5001_a_replica(hosts, addresses, lab_vars):
-    """psql through the load balancer's listeners, as the app user (PostgreSQL sees the lb's address)."""
-    password = shlex.quote(lab_vars["vault_postgres_app_password"])
-
-    def in_recovery(port: int) -> str:
-        dsn = shlex.quote(f"host={addresses[LB]} port={port} dbname=grimbots user=grimbots connect_timeout=5")
-        return hosts[PGS[0]].check_output(
-            f"PGPASSWORD={password} psql -X -A -t {dsn} -c 'select pg_is_in_recovery()'"
-        )
-
-    assert in_recovery(5000) == "f"
-    assert in_recovery(5001) == "t"
+    """psql through the load balancer's listeners, as the app user."""
+    query = "select pg_is_in_recovery()"
+    assert sql_through_lb(hosts, addresses, lab_vars, 5000, query) == "f"
+    assert sql_through_lb(hosts, addresses, lab_vars, 5001, query) == "t"
     rows = stats(hosts, lab_vars)
     assert sum(s["status"] == "UP" for s in servers(rows, "pg_primary").values()) == 1
     assert sum(s["status"] == "UP" for s in servers(rows, "pg_replicas").values()) == 2

@@ -4,7 +4,6 @@ and a hard stop of one app server's gunicorn cost no client request, and duplica
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APPS, FIGURES, LB, PGS, SCENARIO, wait_until
+from conftest import APPS, FIGURES, LB, SCENARIO, sql_through_lb, wait_until
 from playbook_runs import run_playbook
 
 ROOT = SCENARIO.parents[1]
@@ -131,7 +130,7 @@ def test_rolling_deploy_and_a_dead_app_server_cost_no_request(hosts, new_app_ver
     assert summary["counts"].get("dedup_violations", 0) == 0, summary
 
 
-def test_after_the_drills_nothing_is_duplicated_or_lost(hosts):
+def test_after_the_drills_nothing_is_duplicated_or_lost(hosts, addresses, lab_vars):
     drained = hosts[APPS[0]].run("grimbots-app queues --wait-empty 180")
     assert drained.rc == 0, drained.stdout + drained.stderr
     # A webhook accepted while a server restarted may have its job lost (the process ended between the
@@ -147,8 +146,11 @@ def test_after_the_drills_nothing_is_duplicated_or_lost(hosts):
             break
         assert time.monotonic() < deadline, ("accepted webhooks still unprocessed", report)
         time.sleep(5)
-    late = leader_sql(
+    late = sql_through_lb(
         hosts,
+        addresses,
+        lab_vars,
+        5000,
         "select count(*) from webhook_inbox where processed_at - received_at > interval '30 seconds'"
         " and received_at > now() - interval '30 minutes'",
     )
@@ -156,14 +158,3 @@ def test_after_the_drills_nothing_is_duplicated_or_lost(hosts):
         f"audit after the drills: 0 duplicated effects, 0 unprocessed webhooks; {late} webhook(s) of the last"
         " 30 min processed more than 30 s after acceptance (queued again by the reconciler)"
     )
-
-
-def leader_sql(hosts, query: str) -> str:
-    """One value from the app database on the PostgreSQL primary, as the postgres superuser."""
-    for name in PGS:
-        out = hosts[name].run(
-            f"sudo -u postgres psql -d grimbots -Atc {shlex.quote('select pg_is_in_recovery()')}"
-        )
-        if out.rc == 0 and out.stdout.strip() == "f":
-            return hosts[name].check_output(f"sudo -u postgres psql -d grimbots -Atc {shlex.quote(query)}")
-    raise AssertionError("no PostgreSQL primary among " + ", ".join(PGS))
