@@ -1,12 +1,14 @@
 """What every scenario's tests read the same way: the scenario's variables (its molecule.yml), a
-container's address on the scenario network, the figures a drill measured, and the app's row counts.
+container's address on the scenario network, redis-cli in a container, the figures a drill measured,
+and the app's row counts.
 
 A scenario's tests/conftest.py imports it after putting molecule/shared on sys.path:
 
-    from scenario_facts import FigureLog, address, app_db_counts, scenario_vars
+    from scenario_facts import FigureLog, address, app_db_counts, redis_cli, scenario_vars
 """
 
 import json
+import shlex
 from pathlib import Path
 
 import yaml
@@ -22,6 +24,18 @@ def address(host) -> str:
     """The container's IPv4 address on the scenario network."""
     route = host.check_output("ip -4 -o route get 1.1.1.1").split()
     return route[route.index("src") + 1]
+
+
+def redis_cli(
+    host, *args: str, password: str | None = None, user: str | None = None, timeout: int = 10
+) -> str:
+    """Run redis-cli in a container (for at most `timeout` s); the password goes in REDISCLI_AUTH, not
+    on the command line. Returns stdout and stderr, stripped."""
+    env = f"REDISCLI_AUTH={shlex.quote(password)} " if password else ""
+    opts = f"--user {shlex.quote(user)} " if user else ""
+    quoted = " ".join(shlex.quote(a) for a in args)
+    result = host.run(f"{env}timeout {timeout} redis-cli --no-auth-warning {opts}{quoted}")
+    return (result.stdout + result.stderr).strip()
 
 
 class FigureLog(list):

@@ -2,20 +2,18 @@
 hosts, redis-cli run in a container, clients from this machine, and the figures the drills measure
 (shown at the end of the run)."""
 
-import os
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
 from redis.cluster import ClusterNode, RedisCluster
 
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
+from scenario_facts import FigureLog, address, redis_cli, scenario_vars
 
 HOSTS = ["rha1", "rha2", "rha3"]
 # The role's defaults (roles/redis/defaults/main.yml) that the scenario keeps.
@@ -27,21 +25,17 @@ APP_USER = "grimbots"
 CONVERGE = SCENARIO / "converge.yml"
 # redis-cli --cluster colours its report even when it is not on a terminal.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# Figures measured by the drills, shown at the end of the run (pytest_terminal_summary).
-FIGURES: list[str] = []
+# Figures measured by the drills, shown at the end of the run.
+FIGURES = FigureLog("redis_ha figures")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("redis_ha figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    FIGURES.report(terminalreporter)
 
 
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
-    config = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
-    return config["provisioner"]["inventory"]["group_vars"]["redis"]
+    return scenario_vars(SCENARIO, "redis")
 
 
 @pytest.fixture(scope="session")
@@ -68,29 +62,13 @@ def hosts() -> dict:
 @pytest.fixture(scope="session")
 def addresses(hosts) -> dict:
     """Each host's address on the scenario's network, by name."""
-    out = {}
-    for name, host in hosts.items():
-        route = host.check_output("ip -4 -o route get 1.1.1.1").split()
-        out[name] = route[route.index("src") + 1]
-    return out
+    return {name: address(host) for name, host in hosts.items()}
 
 
 @pytest.fixture(scope="session")
 def host_of(addresses) -> dict:
     """Host name by address."""
     return {address: name for name, address in addresses.items()}
-
-
-def redis_cli(
-    host, *args: str, password: str | None = None, user: str | None = None, timeout: int = 10
-) -> str:
-    """Run redis-cli in a container (for at most `timeout` s); the password goes in REDISCLI_AUTH, not
-    on the command line. Returns stdout and stderr, stripped."""
-    env = f"REDISCLI_AUTH={shlex.quote(password)} " if password else ""
-    opts = f"--user {shlex.quote(user)} " if user else ""
-    quoted = " ".join(shlex.quote(a) for a in args)
-    result = host.run(f"{env}timeout {timeout} redis-cli --no-auth-warning {opts}{quoted}")
-    return (result.stdout + result.stderr).strip()
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 0.5):
@@ -226,7 +204,3 @@ def cluster_client(addresses, app_password):
     )
     yield client
     client.close()
-
-
-def inventory() -> str:
-    return os.environ["MOLECULE_INVENTORY_FILE"]
