@@ -146,3 +146,30 @@ def test_lost_queue_entry_is_recovered_by_the_reconciler(client, services, stub)
     assert report.unprocessed_webhooks == 0 and report.duplicates == 0
     # A second pass finds nothing to do.
     assert reconcile.reconcile(services, stale_seconds=0).webhooks_requeued == 0
+
+
+def test_redelivery_of_an_unqueued_row_queues_it_again(client, services, stub):
+    """A server that died between the inbox commit and the enqueue: HAProxy retries the request on
+    another server, which finds the row already stored. The row must be queued again at once, not
+    left for the reconciler's stale window; once processed, a redelivery queues nothing."""
+    payment_id, _ = payments.create(services, 1, 5151, 1990, "stubpay")
+    drain(services, "gateway")
+    raw, headers = _paid_webhook(payment_id, "died-before-enqueue")
+
+    def deliver() -> str:
+        return client.post("/webhook/payment/stubpay", data=raw, headers=headers).get_json()["status"]
+
+    assert deliver() == "queued"
+    services.queue("webhook").empty()  # the first server's enqueue never happened
+
+    assert deliver() == "duplicate"
+    assert services.queue("webhook").count == 1
+    drain(services, "webhook")
+    with services.engine.connect() as conn:
+        assert conn.execute(select(payments_table.c.status)).scalar_one() == "paid"
+    report = audit.run(services.engine, stale_seconds=0)
+    assert report.unprocessed_webhooks == 0 and report.duplicates == 0
+
+    assert deliver() == "duplicate"
+    assert services.queue("webhook").count == 0
+    assert count(services, webhook_inbox) == 1

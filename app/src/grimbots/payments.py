@@ -88,7 +88,11 @@ def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw:
     """Store a verified notification in the inbox; True if new (and queued), False if a redelivery.
 
     The row is committed before this returns, so the 2xx the gateway gets means "stored". If the
-    queue is down the reconciler enqueues the row later.
+    queue is down the reconciler enqueues the row later. A redelivery of a row that is not processed
+    yet queues it again: the first delivery's server may have died between the commit and the
+    enqueue (HAProxy then retries the request on another server, which finds the row already
+    there); without this the row would wait for the reconciler. The job is idempotent, so a second
+    queue entry for a row that is about to be processed costs one read.
     """
     row = {
         "gateway": gateway,
@@ -101,17 +105,27 @@ def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw:
     }
     with services.engine.begin() as conn:
         inbox_id = _insert_returning_id(conn, row)
+        pending_id = None if inbox_id is not None else _unprocessed_id(conn, gateway, row["dedup_key"])
     if inbox_id is None:
         dedup.hit(dedup.Layer.WEBHOOK_INBOX)
         metrics.webhook_events.labels(gateway=gateway, result="duplicate").inc()
+        if pending_id is not None:
+            _enqueue_inbox(services, gateway, pending_id, "requeued")
         return False
     metrics.webhook_events.labels(gateway=gateway, result="accepted").inc()
+    _enqueue_inbox(services, gateway, inbox_id)
+    return True
+
+
+def _enqueue_inbox(services: Services, gateway: str, inbox_id: int, result: str | None = None) -> None:
     try:
         services.enqueue("webhook", "grimbots.tasks.process_payment_event", inbox_id)
     except Exception as exc:  # the row is durable; the reconciler will queue it
         metrics.webhook_events.labels(gateway=gateway, result="enqueue_failed").inc()
         log.warning("inbox %s stored but not queued: %s", inbox_id, exc)
-    return True
+        return
+    if result is not None:
+        metrics.webhook_events.labels(gateway=gateway, result=result).inc()
 
 
 def _insert_returning_id(conn: Any, row: dict[str, Any]) -> int | None:
@@ -122,6 +136,16 @@ def _insert_returning_id(conn: Any, row: dict[str, Any]) -> int | None:
             webhook_inbox.c.gateway == row["gateway"], webhook_inbox.c.dedup_key == row["dedup_key"]
         )
     ).scalar_one()
+
+
+def _unprocessed_id(conn: Any, gateway: str, dedup_key: str) -> int | None:
+    return conn.execute(
+        select(webhook_inbox.c.id).where(
+            webhook_inbox.c.gateway == gateway,
+            webhook_inbox.c.dedup_key == dedup_key,
+            webhook_inbox.c.processed_at.is_(None),
+        )
+    ).scalar_one_or_none()
 
 
 def process_inbox_event(services: Services, inbox_id: int) -> str:
