@@ -2,6 +2,9 @@
 
 A ``SimpleWorker`` runs jobs in its own process (no fork per job), so the process keeps one Redis pool
 and one database pool, as the units expect; systemd restarts the process if a job kills it.
+
+SIGTERM (``systemctl stop``/``restart``, so every deploy) is a warm shutdown that never drops a job: see
+``Worker``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from rq import SimpleWorker
 
@@ -29,6 +33,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # The seed passed the unit instance ("tasks-1") as the queue name; refuse it loudly.
         parser.error(f"unknown queue {args.queue!r}; expected one of {', '.join(QUEUE_NAMES)}")
     return args
+
+
+class Worker(SimpleWorker):
+    """A ``SimpleWorker`` whose stop request is only a flag, checked between jobs and between short waits.
+
+    RQ's own handler raises ``StopRequested`` out of the signal handler whenever the worker is not busy,
+    which includes the instant between the queue pop and the start of the job: the job just taken off
+    the queue is then in no queue and no registry, and only the reconciler finds it, a minute later.
+    Here the handler sets the flag, the pop waits at most ``STOP_POLL_SECONDS`` at a time, and a job
+    popped after the signal still runs before the process exits; systemd's ``TimeoutStopSec`` is far
+    longer than a wait plus one job.
+    """
+
+    STOP_POLL_SECONDS = 5
+
+    def _shutdown(self) -> None:
+        self._stop_requested = True
+        self.set_shutdown_requested_date()
+        if self.scheduler:
+            self.stop_scheduler()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        if timeout is None:  # burst mode: one non-blocking pop
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        wait = min(timeout, self.STOP_POLL_SECONDS)
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+            if result is not None:
+                return result
+        return None
 
 
 def clear_dead_namesake(worker: SimpleWorker) -> bool:
@@ -59,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     services = build(settings)
     install(services)
-    worker = SimpleWorker([services.queue(args.queue)], connection=services.redis.queue, name=args.name)
+    worker = Worker([services.queue(args.queue)], connection=services.redis.queue, name=args.name)
     if args.name:
         clear_dead_namesake(worker)
     try:
