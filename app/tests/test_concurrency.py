@@ -173,3 +173,32 @@ def test_redelivery_of_an_unqueued_row_queues_it_again(client, services, stub):
     assert deliver() == "duplicate"
     assert services.queue("webhook").count == 0
     assert count(services, webhook_inbox) == 1
+
+
+def test_two_runs_of_one_inbox_row_record_the_winner(services, stub, monkeypatch):
+    """A redelivery queued the row a second time: the second run finishes (``already_paid``) while the
+    first, which won the ``pending -> paid`` move, is still delivering. The row must say "paid", or the
+    audit would count one paid transition too few."""
+    payment_id, _ = payments.create(services, 1, 6262, 1990, "stubpay")
+    drain(services, "gateway")
+    raw, _ = _paid_webhook(payment_id, "two-runs")
+    payments.accept_webhook(services, "stubpay", json.loads(raw), raw)
+    inbox_id = services.queue("webhook").jobs[0].args[0]
+    real_apply = payments._apply
+    outcomes = []
+
+    def apply_then_a_second_run(services_, payment_id_):
+        result = real_apply(services_, payment_id_)
+        if not outcomes:  # the winner, before it records: the second run goes start to end
+            outcomes.append(result)
+            outcomes.append(payments.process_inbox_event(services_, inbox_id))
+        return result
+
+    monkeypatch.setattr(payments, "_apply", apply_then_a_second_run)
+    assert payments.process_inbox_event(services, inbox_id) == "paid"
+    assert outcomes == ["paid", "already_paid"]
+    with services.engine.connect() as conn:
+        row = conn.execute(select(webhook_inbox)).one()
+    assert row.result == "paid" and row.processed_at is not None
+    report = audit.run(services.engine, stale_seconds=0)
+    assert report.paid_transitions == 1 and report.duplicates == 0 and report.purchase_events == 1

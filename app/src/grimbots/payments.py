@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, func, or_, select, update
 
 from . import dedup, metrics, pixel
 from .messages import send_once
@@ -160,11 +160,17 @@ def process_inbox_event(services: Services, inbox_id: int) -> str:
             .values(attempts=webhook_inbox.c.attempts + 1)
         )
     result = _apply(services, event["payment_id"]) if event["status"] == "paid" else "ignored"
+    # Two runs of one row (a redelivery or the reconciler queued it again while it was queued) race
+    # to record their outcome: the first to finish records it, except that the run that won the
+    # ``pending -> paid`` move always records "paid", over a loser that finished first.
+    unrecorded = webhook_inbox.c.processed_at.is_(None)
+    if result == "paid":
+        unrecorded = or_(unrecorded, webhook_inbox.c.result != "paid")
     with services.engine.begin() as conn:
         conn.execute(
             update(webhook_inbox)
-            .where(webhook_inbox.c.id == inbox_id, webhook_inbox.c.processed_at.is_(None))
-            .values(processed_at=utcnow(), result=result)
+            .where(webhook_inbox.c.id == inbox_id, unrecorded)
+            .values(processed_at=func.coalesce(webhook_inbox.c.processed_at, utcnow()), result=result)
         )
     metrics.webhook_events.labels(gateway=event["gateway"], result=result).inc()
     return result
