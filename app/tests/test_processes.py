@@ -165,3 +165,15 @@ def test_worker_stops_on_sigterm_while_idle(settings):
         assert not queue_redis.sismember("rq:workers", "rq:worker:host-webhook-1")
     finally:
         group.stop()
+
+
+@sqlite_only
+def test_worker_honours_max_idle_time(services):
+    """RQ's max_idle_time still ends an idle worker, although the wait is cut into short polls."""
+    worker = Worker([services.queue("tasks")], connection=services.redis.queue, name="test-idle")
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert worker.work(burst=False, with_scheduler=False, max_idle_time=2) is False
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+import time
 from typing import Any
 
 from rq import SimpleWorker
@@ -57,8 +59,14 @@ class Worker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         if timeout is None:  # burst mode: one non-blocking pop
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        wait = min(timeout, self.STOP_POLL_SECONDS)
+        idle_until = None if max_idle_time is None else time.monotonic() + max_idle_time
         while not self._stop_requested:
+            wait = min(timeout, self.STOP_POLL_SECONDS)
+            if idle_until is not None:
+                left = math.ceil(idle_until - time.monotonic())
+                if left <= 0:
+                    return None
+                wait = min(wait, left)
             result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
             if result is not None:
                 return result
