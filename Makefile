@@ -14,11 +14,12 @@ INVENTORY    ?= inventories/lab
 # Molecule scenarios run by `make test`, on Debian 13; the ones in
 # SCENARIOS_DEBIAN12 run on Debian 12 as well. Not in the list, each runnable
 # with `make test-scenario S=<name>`: phase2 (its fast-preset drill fails,
-# docs/phase2.md; about 30 min), etcd (one run on Debian
+# docs/phase2.md; about 30 min; its PostgreSQL tier and the verify cases
+# on it run in `patroni`, 13 min), etcd (one run on Debian
 # 13 lost 2 writes of 416 on an overloaded machine), haproxy (green on its
 # own, 16 min: over the time budget of the whole run), phase3 (10
 # containers, phases 1 -> 2 -> 3: 32 min on its own, docs/phase3.md).
-SCENARIOS    ?= common redis redis_ha phase1
+SCENARIOS    ?= common redis redis_ha phase1 patroni
 SCENARIOS_DEBIAN12 ?= redis phase1
 # Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
 S            ?= common
@@ -112,11 +113,12 @@ test: setup lint test-app test-molecule ## Lint, the app's tests, every Molecule
 
 # --- load test -------------------------------------------------------------
 
-# `make loadtest` runs the Locust stages against the lab's phase-1 app, then
-# the dedup audit (docs/loadtest.md). Another target: LOADTEST_HOST=http://...
+# `make loadtest` runs the Locust stages against the lab's HAProxy (lb1,
+# HTTPS, the three app servers behind it), then the dedup audit
+# (docs/loadtest.md). Another target: LOADTEST_HOST=http://...
 # (loopback and the lab network only, unless LOADTEST_ARGS=--allow-any-host)
 # and an audit command that reaches it (LOADTEST_AUDIT=, empty: no audit).
-LOADTEST_HOST     ?= http://10.231.0.21:8000
+LOADTEST_HOST     ?= https://10.231.0.10
 LOADTEST_STAGES   ?= 10,50,100,200
 LOADTEST_DURATION ?= 60
 LOADTEST_GATE     ?= phase1

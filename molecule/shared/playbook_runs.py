@@ -2,9 +2,10 @@
 
 Scenario tests import it after putting molecule/shared on sys.path (see podman_host.py):
 
-    from playbook_runs import run_playbook, run_side_by_side
+    from playbook_runs import run_playbook, run_side_by_side, run_verify, verify_rows
 """
 
+import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -36,3 +37,15 @@ def run_side_by_side(playbook: Path | str, runs: list[list[str]], workers: int =
     first failure stops a run); results in the order given."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda args: run_playbook(playbook, *args), runs))
+
+
+def run_verify(report: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """playbooks/verify.yml against the scenario's hosts, its JSON report written to `report`; returns the
+    result and its whole output (stdout and stderr)."""
+    result = run_playbook(ROOT / "playbooks/verify.yml", "-e", f"verify_report_path={report}", *args)
+    return result, result.stdout + result.stderr
+
+
+def verify_rows(report: Path, key: str = "host") -> dict:
+    """(row[key], check) -> row of verify's JSON report; key is "host" or "tier"."""
+    return {(row[key], row["check"]): row for row in json.loads(report.read_text())["checks"]}

@@ -4,12 +4,10 @@ naming the app's checks in its message and in the report."""
 
 import json
 import time
-from pathlib import Path
 
 import pytest
-from playbook_runs import run_playbook
+from playbook_runs import run_verify, verify_rows
 
-VERIFY = Path(__file__).resolve().parents[3] / "playbooks/verify.yml"
 SECRETS = ("lab-only-redis-admin-0001", "lab-only-redis-app-0001", "lab-only-gateway-secret-0001")
 APP_CHECKS = [
     "/health",
@@ -20,16 +18,6 @@ APP_CHECKS = [
 ]
 
 
-def verify(report: Path, *args: str):
-    result = run_playbook(VERIFY, "-e", f"verify_report_path={report}", *args)
-    return result, result.stdout + result.stderr
-
-
-def checks_by_name(report: Path) -> dict:
-    """(tier, check) -> row of the JSON report."""
-    return {(row["tier"], row["check"]): row for row in json.loads(report.read_text())["checks"]}
-
-
 def health_is_green(host) -> bool:
     out = host.run("curl -s -m 5 http://127.0.0.1:8000/health")
     return out.rc == 0 and '"status": "healthy"' in out.stdout.replace('":"', '": "')
@@ -38,13 +26,13 @@ def health_is_green(host) -> bool:
 @pytest.mark.parametrize("mode", [[], ["--check"]], ids=["run", "check-mode"])
 def test_healthy_server_passes_and_changes_nothing(tmp_path, mode):
     report = tmp_path / "report.json"
-    result, output = verify(report, *mode)
+    result, output = run_verify(report, *mode)
     assert result.returncode == 0, output
     assert "changed=0" in output and "failed=0" in output, output
     assert not any(secret in output for secret in SECRETS), "a secret leaked into the output"
     data = json.loads(report.read_text())
     assert data["result"] == "ok" and data["summary"]["FAIL"] == 0, data
-    checks = checks_by_name(report)
+    checks = verify_rows(report, key="tier")
     for name in APP_CHECKS:
         assert checks[("app", name)]["result"] == "ok", checks[("app", name)]
     assert checks[("redis", "redis :6379 PING")]["result"] == "ok"
@@ -71,11 +59,11 @@ def stopped_app_server(host):
 
 def test_stopped_app_server_fails_naming_it(stopped_app_server, tmp_path):
     report = tmp_path / "report.json"
-    result, output = verify(report)
+    result, output = run_verify(report)
     assert result.returncode != 0, output
     failure = output[output.index("check(s) failed") :]
     assert '"/health"' in failure and '"grimbots.service"' in failure, failure
-    checks = checks_by_name(report)
+    checks = verify_rows(report, key="tier")
     assert checks[("app", "/health")]["result"] == "FAIL"
     assert checks[("app", "grimbots.service")]["result"] == "FAIL"
     assert checks[("app", "grimbots.service")]["detail"].startswith("inactive")

@@ -1,22 +1,25 @@
-"""Shared facts of the scenario: the lab's variables (molecule.yml), the hosts, and helpers that read
-the cluster's state through Patroni's REST API and run SQL in the containers."""
+"""Shared facts of the scenario: the lab's variables (molecule.yml), the hosts, and the helpers of
+molecule/shared/patroni_cluster.py that read the cluster's state through Patroni's REST API and run
+SQL in the containers."""
 
-import json
-import os
-import shlex
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import testinfra
 
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
-from scenario_facts import FigureLog, address, scenario_vars
+from patroni_cluster import (  # noqa: F401  (the scenario's tests import these from conftest)
+    PG_HOSTS,
+    REST_PORT,
+    cluster,
+    leader_and_replicas,
+    pg,
+    psql,
+    wait_for_healthy_cluster,
+)
+from scenario_facts import FigureLog, address, scenario_vars  # noqa: F401
 
-PG_HOSTS = ["pg1", "pg2", "pg3"]
-REST_PORT = 8008
 # Figures measured by the drills, shown at the end of the run (pytest_terminal_summary).
 FIGURES = FigureLog("phase 2 figures")
 
@@ -28,51 +31,3 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def lab_vars() -> dict:
     return scenario_vars(SCENARIO)
-
-
-@pytest.fixture(scope="session")
-def pg() -> dict:
-    """testinfra hosts of the postgres group, by name."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return {name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in PG_HOSTS}
-
-
-def cluster(host) -> dict:
-    """Patroni's /cluster as this host's REST API answers it."""
-    out = host.run(f"curl -s -m 5 http://{address(host)}:{REST_PORT}/cluster")
-    return json.loads(out.stdout) if out.rc == 0 and out.stdout.startswith("{") else {"members": []}
-
-
-def leader_and_replicas(pg: dict) -> tuple[str | None, list[dict]]:
-    for host in pg.values():
-        members = cluster(host)["members"]
-        if members:
-            leaders = [m["name"] for m in members if m["role"] == "leader" and m["state"] == "running"]
-            return (leaders[0] if leaders else None), [m for m in members if m["role"] != "leader"]
-    return None, []
-
-
-def wait_for_healthy_cluster(pg: dict, timeout: float = 180) -> str:
-    """Wait until one leader runs and every other member streams; return the leader's name."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        leader, replicas = leader_and_replicas(pg)
-        if leader and len(replicas) == len(pg) - 1 and all(r["state"] == "streaming" for r in replicas):
-            return leader
-        time.sleep(1)
-    raise AssertionError(f"no healthy cluster within {timeout} s: {leader_and_replicas(pg)}")
-
-
-def psql(
-    host,
-    sql: str,
-    dsn: str = "dbname=postgres",
-    password: str | None = None,
-    user: str = "postgres",
-):
-    """Run one statement with psql in the container: as the postgres account over the socket when
-    no password is given, else with the password in PGPASSWORD. Returns the command's result."""
-    env = f"PGPASSWORD={shlex.quote(password)} " if password else ""
-    run_as = "" if password else "runuser -u postgres -- "
-    command = f"psql -X -A -t -v ON_ERROR_STOP=1 {shlex.quote(dsn)} -U {user} -c {shlex.quote(sql)}"
-    return host.run(f"{env}{run_as}timeout 20 {command}")

@@ -3,7 +3,6 @@ Sentinel checks pass; with a cluster primary stopped (run at once, before its re
 run fails and names the stopped instance, while the rest is still reported healthy."""
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -16,19 +15,7 @@ from conftest import (
     wait_for_healthy_queue,
     wait_for_whole_cluster,
 )
-from playbook_runs import run_playbook
-
-VERIFY = Path(__file__).resolve().parents[3] / "playbooks/verify.yml"
-
-
-def verify(report: Path):
-    result = run_playbook(VERIFY, "-e", f"verify_report_path={report}")
-    return result, result.stdout + result.stderr
-
-
-def rows(report: Path) -> dict:
-    """(host, check) -> row of the JSON report."""
-    return {(row["host"], row["check"]): row for row in json.loads(report.read_text())["checks"]}
+from playbook_runs import run_verify, verify_rows
 
 
 def role(host, port: int, admin_password: str) -> str:
@@ -40,10 +27,10 @@ def test_healthy_cluster_and_sentinels_pass(tmp_path, hosts, addresses, admin_pa
     wait_for_whole_cluster(hosts, addresses, admin_password)
     wait_for_healthy_queue(hosts, addresses, admin_password, sentinel_password)
     report = tmp_path / "report.json"
-    result, output = verify(report)
+    result, output = run_verify(report)
     assert result.returncode == 0, output[-4000:]
     assert admin_password not in output and sentinel_password not in output, "a secret leaked into the output"
-    checks = rows(report)
+    checks = verify_rows(report)
     for name in hosts:
         for port in CLUSTER_PORTS:
             assert checks[(name, f"redis-server@cluster-{port}.service")]["result"] == "ok"
@@ -87,11 +74,11 @@ def stopped_cluster_primary(hosts, addresses, admin_password):
 def test_stopped_cluster_primary_fails_naming_it(stopped_cluster_primary, tmp_path, hosts):
     name, port = stopped_cluster_primary
     report = tmp_path / "report.json"
-    result, output = verify(report)
+    result, output = run_verify(report)
     assert result.returncode != 0, output[-4000:]
     failure = output[output.index("check(s) failed") :]
     assert f"redis-server@cluster-{port}.service" in failure, failure
-    checks = rows(report)
+    checks = verify_rows(report)
     assert checks[(name, f"redis-server@cluster-{port}.service")]["result"] == "FAIL"
     assert checks[(name, f"redis cluster :{port}")]["result"] == "FAIL"
     # The other instances and the queue Redis are still reported as they are: healthy.

@@ -1,14 +1,12 @@
-"""playbooks/verify.yml on the phase-2 deployment, as an engineer runs it: the healthy cluster (and the
-app on it) passes with nothing changed; with Patroni stopped on a replica the run fails, naming the
+"""playbooks/verify.yml on the PostgreSQL tier of phase 2, as an engineer runs it: the healthy cluster
+passes with nothing changed; with Patroni stopped on a replica the run fails, naming the
 Patroni checks in its message and in the report; the replica streams again once Patroni is back."""
 
 import json
-from pathlib import Path
 
-from conftest import PG_HOSTS, wait_for_healthy_cluster
-from playbook_runs import run_playbook
+from patroni_cluster import PG_HOSTS, wait_for_healthy_cluster
+from playbook_runs import run_verify, verify_rows
 
-VERIFY = Path(__file__).resolve().parents[3] / "playbooks/verify.yml"
 POSTGRES_CHECKS = [
     "patroni.service",
     "etcd.service",
@@ -17,31 +15,20 @@ POSTGRES_CHECKS = [
 ]
 
 
-def verify(report: Path, *args: str):
-    result = run_playbook(VERIFY, "-e", f"verify_report_path={report}", *args)
-    return result, result.stdout + result.stderr
-
-
-def checks_by_name(report: Path) -> dict:
-    """(host, check) -> row of the JSON report."""
-    return {(row["host"], row["check"]): row for row in json.loads(report.read_text())["checks"]}
-
-
 def test_healthy_cluster_passes_and_changes_nothing(pg, lab_vars, tmp_path):
     wait_for_healthy_cluster(pg)
     report = tmp_path / "report.json"
-    result, output = verify(report)
+    result, output = run_verify(report)
     assert result.returncode == 0, output
     assert "changed=0" in output and "failed=0" in output, output
     assert not any(str(lab_vars[name]) in output for name in lab_vars if name.startswith("vault_")), (
         "a secret leaked into the output"
     )
-    checks = checks_by_name(report)
+    checks = verify_rows(report)
     for name in PG_HOSTS:
         for check in [*POSTGRES_CHECKS, "etcd members", "listening ports"]:
             assert checks[(name, check)]["result"] == "ok", checks[(name, check)]
         assert checks[(name, "etcd members")]["detail"].startswith("3 members")
-    assert checks[("app1", "/health")]["result"] == "ok", checks[("app1", "/health")]
     assert json.loads(report.read_text())["result"] == "ok"
 
 
@@ -51,7 +38,7 @@ def test_patroni_stopped_on_a_replica_fails_naming_it(pg, tmp_path):
     report = tmp_path / "report.json"
     pg[replica].check_output("systemctl stop patroni")
     try:
-        result, output = verify(report)
+        result, output = run_verify(report)
     finally:
         pg[replica].check_output("systemctl start patroni")
         # Back as a streaming replica of the same leader.
@@ -60,7 +47,7 @@ def test_patroni_stopped_on_a_replica_fails_naming_it(pg, tmp_path):
     failure = output[output.index("check(s) failed") :]
     assert f'{replica} postgres "patroni.service"' in failure, failure
     assert '"patroni cluster (GET /cluster)"' in failure, failure
-    checks = checks_by_name(report)
+    checks = verify_rows(report)
     assert checks[(replica, "patroni.service")]["detail"].startswith("inactive")
     # The leader's view of the cluster names the stopped member: gone from the member list, or still
     # listed (its key has not expired yet) in state "stopped".
