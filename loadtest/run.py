@@ -1,6 +1,6 @@
 """Progressive load-test stages, each followed by the dedup audit.
 
-    .venv/bin/python loadtest/run.py [--host http://10.231.0.21:8000] [--stages 10,50,100,200]
+    .venv/bin/python loadtest/run.py [--host https://10.231.0.10] [--stages 10,50,100,200]
         [--duration 60] [--gate phase1] [--secret-file inventories/lab/group_vars/lab/secrets.yml]
         [--audit-cmd "podman exec grimbots-app1 grimbots-app audit --json --fail-on-stale"] [-- LOCUST ARGS]
 
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import ssl
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ AUDITED = ("messages", "paid_transitions", "purchase_events")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("LOADTEST_HOST", "http://10.231.0.21:8000"))
+    parser.add_argument("--host", default=os.environ.get("LOADTEST_HOST", "https://10.231.0.10"))
     parser.add_argument(
         "--stages", default="10,50,100,200", help="users[:spawn_rate],... (default 10,50,100,200)"
     )
@@ -110,9 +111,19 @@ def audit(cmd: str) -> tuple[int, dict[str, Any] | None]:
         return done.returncode or 2, None
 
 
+# The lab's HAProxy serves a self-signed certificate. Locust's FastHttpUser does not verify certificates
+# either; this reads only the queue sizes of /health, on a target the locustfile limits to loopback and
+# the lab network unless --allow-any-host is given.
+UNVERIFIED_TLS = ssl.create_default_context()
+UNVERIFIED_TLS.check_hostname = False
+UNVERIFIED_TLS.verify_mode = ssl.CERT_NONE
+
+
 def queue_sizes(host: str) -> dict[str, int] | None:
     try:
-        with urllib.request.urlopen(f"{host.rstrip('/')}/health", timeout=10) as response:
+        with urllib.request.urlopen(
+            f"{host.rstrip('/')}/health", timeout=10, context=UNVERIFIED_TLS
+        ) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as exc:  # a 503 (unhealthy) still carries the report
         try:
