@@ -38,6 +38,16 @@ def start_writer(client, password: str) -> None:
     client.run(f"nohup sh -c {shlex.quote(loop)} >/dev/null 2>&1 &")
 
 
+def drill_rows(client, password: str) -> int:
+    """Rows of the drill table on the read-write primary (0 before the first drill)."""
+    sql = "select case when to_regclass('drill') is null then 0 else (select count(*) from drill) end"
+    return int(
+        client.check_output(
+            f"PGPASSWORD={shlex.quote(password)} psql -X -A -t {shlex.quote(DSN)} -c {shlex.quote(sql)}"
+        )
+    )
+
+
 def first_write_at(client, timeout: float = 190) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -68,13 +78,16 @@ def test_kill_9_of_the_leaders_patroni_and_postgres(pg, lab_vars):
 def freeze_the_leader(pg, lab_vars, label: str) -> float:
     """The leader's whole host stops answering (podman pause: Patroni, PostgreSQL and its etcd member
     frozen). Its leader key expires after ttl, a replica is promoted, the DSN finds it; once the host
-    comes back, the old leader rejoins as a replica. Returns the seconds to the first write."""
+    comes back, the old leader rejoins as a replica and the write acknowledged meanwhile is kept.
+    Returns the seconds to the first write."""
     leader = wait_for_healthy_cluster(pg)
     client = next(h for name, h in pg.items() if name != leader)
+    password = lab_vars["vault_postgres_superuser_password"]
+    rows_before = drill_rows(client, password)
     subprocess.run(["podman", "pause", leader], check=True, capture_output=True)
     paused_at = time.time()
     try:
-        start_writer(client, lab_vars["vault_postgres_superuser_password"])
+        start_writer(client, password)
         elapsed = first_write_at(client) - paused_at
         new_leader, _ = leader_and_replicas({n: h for n, h in pg.items() if n != leader})
     finally:
@@ -84,6 +97,8 @@ def freeze_the_leader(pg, lab_vars, label: str) -> float:
     )
     assert new_leader not in (None, leader)
     assert wait_for_healthy_cluster(pg, timeout=240) == new_leader
+    # The write the new leader acknowledged is still there once the old leader is back.
+    assert drill_rows(client, password) >= rows_before + 1
     return elapsed
 
 
