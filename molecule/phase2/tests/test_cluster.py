@@ -7,14 +7,8 @@ import shlex
 
 import pytest
 import yaml
-from conftest import (
-    PG_HOSTS,
-    REST_PORT,
-    address,
-    cluster,
-    psql,
-    wait_for_healthy_cluster,
-)
+from patroni_cluster import PG_HOSTS, REST_PORT, cluster, psql, wait_for_healthy_cluster
+from scenario_facts import address
 
 testinfra_hosts = [f"ansible://{name}" for name in PG_HOSTS]
 

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIGURES, PG_HOSTS, REST_PORT, address, leader_and_replicas, wait_for_healthy_cluster
+from conftest import FIGURES
+from patroni_cluster import PG_HOSTS, REST_PORT, leader_and_replicas, wait_for_healthy_cluster
+from scenario_facts import address
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from playbook_runs import ROOT, run_playbook

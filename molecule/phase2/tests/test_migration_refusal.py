@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from conftest import psql, wait_for_healthy_cluster
+from patroni_cluster import psql, wait_for_healthy_cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from playbook_runs import ROOT, run_playbook
