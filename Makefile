@@ -31,13 +31,10 @@ export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 export PY_COLORS        := $(if $(CI),0,1)
 
 PLAYBOOK     := $(BIN)/ansible-playbook
-# Extra variables of the inventory's playbook runs (which hosts a play runs
-# on), when the inventory has them.
-PLAY_VARS    := $(if $(wildcard $(INVENTORY)/play-vars.yml),-e @$(INVENTORY)/play-vars.yml)
 LAB_PLAY     := $(PLAYBOOK) -i $(INVENTORY) playbooks/lab.yml
 
 .PHONY: help setup venv controller images lab lab-up lab-down converge lint \
-        test test-app test-molecule test-scenario clean-stale clean
+        test test-unit test-app test-molecule test-scenario clean-stale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -66,18 +63,18 @@ setup: images ## Everything the lab and the tests need
 
 lab: setup ## Build the full lab, deploy the topology into it, verify it
 	$(LAB_PLAY)
-	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/site.yml
-	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/verify.yml
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/verify.yml
 
 lab-up: setup ## Build the lab's containers only (fresh, stale ones removed)
 	$(LAB_PLAY)
 
 converge: venv ## Deploy the topology into the running lab again
-	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/site.yml
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/site.yml
 
 .PHONY: verify
 verify: venv ## Is the deployment healthy? Checks tier by tier, changes nothing (INVENTORY=...)
-	$(PLAYBOOK) -i $(INVENTORY) $(PLAY_VARS) playbooks/verify.yml
+	$(PLAYBOOK) -i $(INVENTORY) playbooks/verify.yml
 
 lab-down: venv ## Remove the lab's containers and network
 	$(LAB_PLAY) -e lab_state=absent
@@ -92,6 +89,9 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 
 clean-stale: venv ## Remove Molecule containers and networks left by a killed run
 	$(LAB_PLAY) -e lab_state=absent -e lab_label_value=molecule
+
+test-unit: venv ## Unit tests of the toolkit's own plugins (roles/grimbots's filters)
+	$(BIN)/pytest -q tests
 
 test-app: venv ## The app's tests, against real servers they start themselves
 	cd app && $(BIN)/pytest -q
@@ -109,7 +109,7 @@ test-molecule: setup clean-stale ## Every Molecule scenario
 test-scenario: setup clean-stale ## One scenario: make test-scenario S=common DISTRO=debian12
 	MOLECULE_DISTRO=$(DISTRO) $(BIN)/molecule test -s $(S)
 
-test: setup lint test-app test-molecule ## Lint, the app's tests, every Molecule scenario
+test: setup lint test-unit test-app test-molecule ## Lint, unit tests, the app's tests, every Molecule scenario
 
 # --- load test -------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """The move of the phase-1 data refuses to switch when its verification fails, and loses nothing.
 
-After the documented rollback (phase1.yml again: the app back on its SQLite file, which phase 2 left in
-place), one row of the PostgreSQL copy is made to differ from its source, as a stray write into the new
-database would. The migration step (the first task of phase2.yml's app play) copies with ON CONFLICT DO
-NOTHING, so the row stays as it is, and the row-by-row digest catches it: the run fails, phase 1 runs
-again on SQLite with its settings untouched. With the row put back, phase2.yml runs through and the app
-is on the cluster again. The copy is compared with the SQLite file before the progression tests write
-anything new through the app (this file runs before test_progression.py, in name order)."""
+After the documented rollback (phase1.yml again with grimbots_phase_rollback: the app back on its SQLite
+file, which phase 2 left in place), one row of the PostgreSQL copy is made to differ from its source, as
+a stray write into the new database would. The migration step (the first task of phase2.yml's app play)
+copies with ON CONFLICT DO NOTHING, so the row stays as it is, and the row-by-row digest catches it: the
+run fails, phase 1 runs again on SQLite with its settings untouched. With the row put back, phase2.yml
+runs through and the app is on the cluster again. The copy is compared with the SQLite file before the
+progression tests write anything new through the app (this file runs before test_progression.py, in name
+order)."""
 
 import json
 import re
@@ -36,8 +37,9 @@ def health(host) -> tuple[str, dict]:
 
 
 def test_a_copy_that_differs_is_refused_and_phase1_runs_on(host, pg):
-    # The rollback of docs/phase2.md: phase 1 again on the phase-1 server.
-    rollback = run_playbook(ROOT / "playbooks/phase1.yml")
+    # The rollback of docs/phase2.md: phase 1 again on the phase-1 server, said to be deliberate (without
+    # it the phase guard refuses: the deployment is at phase 2).
+    rollback = run_playbook(ROOT / "playbooks/phase1.yml", "-e", "grimbots_phase_rollback=true")
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     assert "GRIMBOTS_DATABASE_URL=sqlite" in host.file(ENV_FILE).content_string
     settings_before = host.check_output(f"sha256sum {ENV_FILE}")
