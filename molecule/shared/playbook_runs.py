@@ -2,11 +2,12 @@
 
 Scenario tests import it after putting molecule/shared on sys.path (see podman_host.py):
 
-    from playbook_runs import run_playbook, run_side_by_side, run_verify, verify_rows
+    from playbook_runs import recap, run_playbook, run_side_by_side, run_verify, verify_rows
 """
 
 import json
 import os
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,3 +50,10 @@ def run_verify(report: Path, *args: str) -> tuple[subprocess.CompletedProcess, s
 def verify_rows(report: Path, key: str = "host") -> dict:
     """(row[key], check) -> row of verify's JSON report; key is "host" or "tier"."""
     return {(row[key], row["check"]): row for row in json.loads(report.read_text())["checks"]}
+
+
+def recap(output: str) -> dict:
+    """host -> {"ok": n, "changed": n, "unreachable": n, "failed": n} from a run's PLAY RECAP."""
+    rows = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
+    keys = ("ok", "changed", "unreachable", "failed")
+    return {host: dict(zip(keys, map(int, counts), strict=True)) for host, *counts in rows}

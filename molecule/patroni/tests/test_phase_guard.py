@@ -3,19 +3,11 @@ phase on every host; phase1.yml against it refuses before anything changes, nami
 site.yml converges it to the same end state with nothing changed."""
 
 import json
-import re
 
 from patroni_cluster import PG_HOSTS, wait_for_healthy_cluster
-from playbook_runs import ROOT, run_playbook
+from playbook_runs import ROOT, recap, run_playbook
 
 FACT = "/etc/ansible/facts.d/grimbots.fact"
-
-
-def recap(output: str) -> dict:
-    """host -> {"ok": n, "changed": n, "failed": n, "unreachable": n} from the PLAY RECAP."""
-    rows = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
-    keys = ("ok", "changed", "unreachable", "failed")
-    return {host: dict(zip(keys, map(int, counts), strict=True)) for host, *counts in rows}
 
 
 def test_every_host_records_phase_2(pg):
