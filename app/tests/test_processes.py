@@ -159,7 +159,9 @@ def test_worker_stops_on_sigterm_while_idle(settings):
         args = [bin_path("grimbots-worker"), "webhook", "--name", "host-webhook-1"]
         proc = group.spawn(args, "worker", env=env)
         queue_redis = redis.Redis.from_url(settings.redis_queue_url)
-        wait_for(lambda: queue_redis.sismember("rq:workers", "rq:worker:host-webhook-1"), "worker registered")
+        # Idle: RQ registers the worker before it installs its signal handlers, and sets the state idle
+        # only once it waits for a job, after them (a SIGTERM in between kills it with the default action).
+        wait_for(lambda: queue_redis.hget("rq:worker:host-webhook-1", "state") == b"idle", "worker idle")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=Worker.STOP_POLL_SECONDS * 4) == 0
         assert not queue_redis.sismember("rq:workers", "rq:worker:host-webhook-1")
