@@ -53,6 +53,13 @@ def test_an_impossible_phase_is_refused(tmp_path):
     assert "grimbots_phase is 4: it must be 1, 2 or 3" in result.stdout + result.stderr
 
 
+def test_a_phase_playbook_refuses_another_phase(tmp_path):
+    # phase1.yml passes grimbots_playbook_phase 1; -e grimbots_phase would override what it deploys.
+    result, _ = run(tmp_path, "-e", "grimbots_playbook_phase=1", "-e", "grimbots_phase=3")
+    assert result.returncode != 0
+    assert "grimbots_phase is 3, but this playbook deploys phase 1" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("copy", "value", "topology"),
     [("redis_port", 6380, "grimbots_redis_port"), ("etcd_group", "dcs", "grimbots_etcd_group")],
