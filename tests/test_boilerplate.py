@@ -3,14 +3,12 @@ against tests/render/inventory.yml: which hosts site.yml deploys each tier on, b
 of a role's own copy of a topology setting."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[1]
 APPS = ["app1", "app2", "app3"]
 REDIS = ["redis1", "redis2", "redis3"]
 PGS = ["pg1", "pg2", "pg3"]
@@ -18,12 +16,9 @@ PGS = ["pg1", "pg2", "pg3"]
 
 def run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "groups.json"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CACHE_PLUGIN="memory")
-    env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    command = [str(Path(sys.executable).with_name("ansible-playbook")), "--check"]
-    command += ["-i", str(ROOT / "tests/render/inventory.yml"), str(ROOT / "tests/render/run_groups.yml")]
-    command += ["-e", f"run_groups_file={out}", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = ansible_playbook(
+        ROOT / "tests/render/run_groups.yml", "--check", "-e", f"run_groups_file={out}", *args
+    )
     return result, (json.loads(out.read_text()) if out.exists() else {})
 
 

@@ -3,15 +3,12 @@ grimbots_service_address) is not the network of the default route (192.0.2.0/24)
 the service network, and the default route's addresses appear nowhere (tests/render/render.yml)."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[1]
 RENDER = ROOT / "tests/render"
 SERVICE = {
     "lb1": "10.77.0.10",
@@ -27,17 +24,7 @@ APP = [SERVICE[f"app{i}"] for i in (1, 2, 3)]
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("render")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_CACHE_PLUGIN="memory",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    playbook = Path(sys.executable).with_name("ansible-playbook")
-    command = [str(playbook), "-i", str(RENDER / "inventory.yml"), str(RENDER / "render.yml")]
-    command += ["-e", f"render_dir={out}"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = ansible_playbook(RENDER / "render.yml", "-e", f"render_dir={out}")
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
