@@ -64,7 +64,7 @@ def postgres_dsn(hosts, hostvars, port, database, user, password):
     )
 
 
-def inventory_phase(groups, app="app", redis="redis", postgres="postgres", lb="lb"):
+def inventory_phase(groups, redis="redis", postgres="postgres", lb="lb"):
     """The highest phase an inventory's groups can hold: 3 with load
     balancers and 3+ redis hosts (Redis Cluster and Sentinel need a
     majority), 2 with postgres hosts, else 1."""
