@@ -90,7 +90,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 clean-stale: venv ## Remove Molecule containers and networks left by a killed run
 	$(LAB_PLAY) -e lab_state=absent -e lab_label_value=molecule
 
-test-unit: venv ## Unit tests of the toolkit's own plugins (roles/grimbots's filters)
+test-unit: venv ## Unit tests of the toolkit's own plugins (topology and verify filters, podman connection)
 	$(BIN)/pytest -q tests
 
 test-app: venv ## The app's tests, against real servers they start themselves
