@@ -1,14 +1,20 @@
-"""roles/verify/filter_plugins/verify_parse.py: what the verify role reads out of command output."""
+"""What the verify role reads out of command output: roles/verify/filter_plugins/verify_parse.py, and the
+Redis parsers it shares with the redis role (roles/grimbots/filter_plugins/grimbots_redis.py)."""
 
 import importlib.util
 
 from conftest import ROOT
 
-_spec = importlib.util.spec_from_file_location(
-    "verify_parse", ROOT / "roles/verify/filter_plugins/verify_parse.py"
-)
-vp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(vp)
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vp = load(ROOT / "roles/verify/filter_plugins/verify_parse.py")
+redis = load(ROOT / "roles/grimbots/filter_plugins/grimbots_redis.py")
 
 SYSTEMCTL_SHOW = """Id=redis-server.service
 LoadState=loaded
@@ -64,26 +70,38 @@ def test_ss_listening_maps_ports_to_addresses():
 
 
 def test_redis_info_reads_key_value_lines_only():
-    info = vp.redis_info(
+    info = redis.redis_info(
         "PONG\r\n# Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\nmaster_link_status:up\r\n"
     )
     assert info == {"role": "slave", "master_host": "10.0.0.1", "master_link_status": "up"}
-    assert vp.redis_info(None) == {}
+    assert redis.redis_info(None) == {}
+    assert redis.redis_info(CLUSTER)["cluster_slots_assigned"] == "16384"
 
 
 def test_cluster_nodes_parse_and_healthy_cluster_has_no_problem():
-    nodes = vp.redis_cluster_nodes(CLUSTER.splitlines())
+    nodes = redis.redis_cluster_nodes(CLUSTER.splitlines())
     assert len(nodes) == 6
     assert nodes[0] == {
         "id": "aaa",
-        "address": "10.0.0.1:7000",
-        "host": "10.0.0.1",
+        "address": "10.0.0.1",
+        "port": 7000,
+        "endpoint": "10.0.0.1:7000",
         "flags": ["myself", "master"],
-        "primary": "-",
+        "primary_id": "-",
         "link": "connected",
         "slots": ["0-5460"],
     }
+    assert nodes[3]["primary_id"] == "aaa"
     assert vp.cluster_problems(nodes) == []
+
+
+def test_cluster_nodes_keep_owned_slots_and_drop_migration_markers():
+    line = (
+        "aaa 10.0.0.1:7000@17000,redis1 myself,master - 0 0 1 connected 0-5460 7000 [5461-<-bbb] [42->-ccc]"
+    )
+    (node,) = redis.redis_cluster_nodes([line, "", "not a node line", "x y:z@1 master - 0 0 1 connected"])
+    assert node["endpoint"] == "10.0.0.1:7000"
+    assert node["slots"] == ["0-5460", "7000"]
 
 
 def test_cluster_problems_name_each_fault():
@@ -93,7 +111,7 @@ def test_cluster_problems_name_each_fault():
         "eee 10.0.0.3:7001@17001 slave,fail bbb 0 0 2 disconnected",
     )
     lines = lines.replace("ddd 10.0.0.2:7001@17001 slave aaa 0 0 1 connected\n", "")
-    problems = vp.cluster_problems(vp.redis_cluster_nodes(lines.splitlines()))
+    problems = vp.cluster_problems(redis.redis_cluster_nodes(lines.splitlines()))
     assert "10.0.0.3:7001 unreachable (slave,fail, disconnected)" in problems
     assert "replica 10.0.0.3:7002 on the host of its primary 10.0.0.3:7000" in problems
     assert "primary 10.0.0.1:7000 has no replica" in problems

@@ -1,7 +1,8 @@
 """Parsers and judgements of the verify role, in Python instead of Jinja.
 
 The role asks each host with plain commands (`systemctl show`, `ss`, `redis-cli`) and turns their output
-into rows of its report. What those outputs mean is decided here, where `make test-unit` tests it
+into rows of its report. What those outputs mean is decided here and in roles/grimbots's Redis parsers
+(grimbots_redis_info, grimbots_redis_cluster_nodes), where `make test-unit` tests it
 (tests/test_verify_filters.py); the tasks only call the filters and assemble rows.
 """
 
@@ -9,10 +10,6 @@ from __future__ import annotations
 
 import re
 
-_REDIS_INFO_LINE = re.compile(r"^([a-z_0-9]+):([^\r\n]*)", re.MULTILINE)
-# A CLUSTER NODES line: id, ip:port@bus[,hostname], flags, primary id, ping sent, pong received, config
-# epoch, link state, then the slots the node serves.
-_CLUSTER_NODE_FIELDS = 8
 _UNREACHABLE_FLAGS = {"fail", "fail?", "noaddr", "handshake"}
 
 
@@ -41,49 +38,27 @@ def ss_listening(lines: list[str]) -> dict[str, list[str]]:
     return ports
 
 
-def redis_info(stdout: str) -> dict[str, str]:
-    """`INFO` (or `CLUSTER INFO`) answer: its key:value lines as a dict; section headers and other
-    answers mixed into the same output (PONG, CLUSTER NODES) are ignored."""
-    return dict(_REDIS_INFO_LINE.findall(stdout or ""))
-
-
-def redis_cluster_nodes(lines: list[str]) -> list[dict]:
-    """`CLUSTER NODES` lines as dicts: id, address (ip:port), host, flags (list), primary (the id of its
-    primary, or '-'), link and slots. Lines of other answers in the same output are skipped."""
-    nodes = []
-    for line in lines or []:
-        fields = line.split()
-        if len(fields) < _CLUSTER_NODE_FIELDS or "@" not in fields[1]:
-            continue
-        address = fields[1].split("@", 1)[0]
-        nodes.append(
-            {
-                "id": fields[0],
-                "address": address,
-                "host": address.rsplit(":", 1)[0],
-                "flags": fields[2].split(","),
-                "primary": fields[3],
-                "link": fields[7],
-                "slots": fields[8:],
-            }
-        )
-    return nodes
-
-
 def cluster_problems(nodes: list[dict]) -> list[str]:
-    """What is wrong with the cluster a node sees: a node not connected or flagged failing, a replica on
-    the same host as its primary, a primary with slots and no replica. Empty when healthy."""
+    """What is wrong with the cluster a node sees (nodes parsed by grimbots_redis_cluster_nodes): a node
+    not connected or flagged failing, a replica on the same host as its primary, a primary with slots and
+    no replica. Empty when healthy."""
     problems = []
     by_id = {node["id"]: node for node in nodes}
     for node in nodes:
         if _UNREACHABLE_FLAGS.intersection(node["flags"]) or node["link"] != "connected":
-            problems.append(f"{node['address']} unreachable ({','.join(node['flags'])}, {node['link']})")
+            problems.append(f"{node['endpoint']} unreachable ({','.join(node['flags'])}, {node['link']})")
         if "slave" in node["flags"]:
-            primary = by_id.get(node["primary"], {"host": "?", "address": "?"})
-            if primary["host"] == node["host"]:
-                problems.append(f"replica {node['address']} on the host of its primary {primary['address']}")
-        if "master" in node["flags"] and node["slots"] and not any(n["primary"] == node["id"] for n in nodes):
-            problems.append(f"primary {node['address']} has no replica")
+            primary = by_id.get(node["primary_id"], {"address": "?", "endpoint": "?"})
+            if primary["address"] == node["address"]:
+                problems.append(
+                    f"replica {node['endpoint']} on the host of its primary {primary['endpoint']}"
+                )
+        if (
+            "master" in node["flags"]
+            and node["slots"]
+            and not any(n["primary_id"] == node["id"] for n in nodes)
+        ):
+            problems.append(f"primary {node['endpoint']} has no replica")
     return problems
 
 
@@ -132,8 +107,6 @@ class FilterModule:
         return {
             "verify_systemctl_show": systemctl_show,
             "verify_ss_listening": ss_listening,
-            "verify_redis_info": redis_info,
-            "verify_redis_cluster_nodes": redis_cluster_nodes,
             "verify_cluster_problems": cluster_problems,
             "verify_duration_text": duration_text,
             "verify_unit_verdict": unit_verdict,
