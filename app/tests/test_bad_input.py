@@ -26,6 +26,20 @@ def signed(body: bytes, secret: str = GATEWAY_SECRET) -> dict[str, str]:
 
 
 GOOD_EVENT = json.dumps({"event_id": "e1", "payment_id": "p1", "status": "paid"}).encode()
+
+
+def event(**fields) -> bytes:
+    return json.dumps({"event_id": "e1", "payment_id": "p1", "status": "paid", **fields}).encode()
+
+
+def pix(**fields) -> bytes:
+    return json.dumps({"bot_id": 1, "telegram_user_id": 5, "amount_cents": 100, **fields}).encode()
+
+
+LONG_ID = event(event_id="x" * 10_000)
+NUL_ID = event(payment_id="p\x00")
+SURROGATE = event(status="\ud800")
+DEEP = b"[" * 20_000 + b"]" * 20_000
 NO_STATUS = json.dumps({"event_id": "e1", "payment_id": "p1"}).encode()
 HUGE = json.dumps({"update_id": 1, "pad": "x" * 70000}).encode()
 
@@ -60,6 +74,30 @@ CASES = [
         "unknown_bot",
     ),
     ("get", "/go/nobody", None, {}, 404, "unknown_slug"),
+    # Each answered 500 before the fields were checked against their columns.
+    (
+        "post",
+        "/webhook/payment/stubpay",
+        GOOD_EVENT,
+        {"X-Signature": "sha256=\u00e9t\u00e9"},
+        401,
+        "bad_signature",
+    ),
+    ("post", "/webhook/payment/stubpay", LONG_ID, signed(LONG_ID), 400, "invalid_field"),
+    ("post", "/webhook/payment/stubpay", NUL_ID, signed(NUL_ID), 400, "invalid_field"),
+    ("post", "/webhook/payment/stubpay", SURROGATE, signed(SURROGATE), 400, "invalid_field"),
+    ("post", "/webhook/telegram/1", DEEP, {}, 400, "malformed_json"),
+    ("post", "/webhook/telegram/1", b'{"update_id": 1180591620717411303424}', {}, 400, "invalid_field"),
+    ("post", "/webhook/telegram/99999999999", b'{"update_id": 7}', {}, 404, "not_found"),
+    ("post", "/api/pix", pix(amount_cents=2**70), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(telegram_user_id=2**70), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(bot_id=2**40), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(gateway=[1]), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(idempotency_key={"a": 1}), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(idempotency_key="k" * 129), {}, 400, "invalid_field"),
+    ("post", "/api/pix", pix(idempotency_key="\ud800"), {}, 400, "invalid_field"),
+    ("get", "/go/%00", None, {}, 404, "unknown_slug"),
+    ("get", "/go/" + "s" * 65, None, {}, 404, "unknown_slug"),
     ("get", "/no/such/route", None, {}, 404, "not_found"),
 ]
 

@@ -32,7 +32,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def signature_ok(secret: str, body: bytes, header: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), header.strip())
+    """Constant-time comparison of bytes: a header with non-ASCII characters is a mismatch, not an error."""
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "replace"))
 
 
 def payment_id_for(bot_id: int, idempotency_key: str | None) -> str:

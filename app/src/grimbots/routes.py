@@ -1,6 +1,8 @@
 """The hot-path HTTP routes: Telegram and payment webhooks, PIX creation, the ad-click redirect.
 
 Every check that can reject a request runs before anything is written, so a 4xx leaves no state.
+Fields are checked for type, range and length against the columns they land in, and strings for NUL
+characters and lone surrogates (which PostgreSQL refuses), so bad input gets a 4xx, never a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("hot_paths", __name__)
+
+# Ranges of the integer columns (Integer, BigInteger) the fields are written to.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# Longest idempotency key taken (it is hashed, not stored).
+IDEMPOTENCY_KEY_MAX = 128
+# Longest ad-click slug looked up (bots.slug) and tracked value kept.
+SLUG_MAX = 64
+TRACKED_VALUE_MAX = 256
 
 
 class ClientError(Exception):
@@ -39,6 +50,8 @@ def _json_object(raw: bytes | None = None) -> dict[str, Any]:
     raw = request.get_data(cache=True) if raw is None else raw  # 413 beyond MAX_CONTENT_LENGTH
     try:
         body = json.loads(raw)
+    except RecursionError as exc:
+        raise ClientError(400, "malformed_json", "body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ClientError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -46,16 +59,48 @@ def _json_object(raw: bytes | None = None) -> dict[str, Any]:
     return body
 
 
-def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = body.get(name)
-    if value is None or value == "":
-        raise ClientError(400, "missing_field", f"field {name!r} is required", field=name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ClientError(400, "invalid_field", f"field {name!r} has the wrong type", field=name)
+def _invalid(name: str, problem: str) -> ClientError:
+    return ClientError(400, "invalid_field", f"field {name!r} {problem}", field=name)
+
+
+def _text(name: str, value: Any, max_length: int) -> str:
+    """``value`` if it is a string that fits its column and that PostgreSQL takes."""
+    if not isinstance(value, str):
+        raise _invalid(name, "must be a string")
+    if len(value) > max_length:
+        raise _invalid(name, f"is longer than {max_length} characters")
+    if "\x00" in value:
+        raise _invalid(name, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\ud800")
+        raise _invalid(name, "is not valid Unicode") from exc
     return value
 
 
-@blueprint.post("/webhook/telegram/<int:bot_id>")
+def _field(
+    body: dict[str, Any], name: str, kind: type, *, high: int = INT64_MAX, low: int = 0, max_length: int = 0
+) -> Any:
+    """A required field of ``kind`` (int: between ``low`` and ``high``; str: at most ``max_length``
+    characters)."""
+    value = body.get(name)
+    if value is None or value == "":
+        raise ClientError(400, "missing_field", f"field {name!r} is required", field=name)
+    if kind is str:
+        return _text(name, value, max_length)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _invalid(name, "must be an integer")
+    if not low <= value <= high:
+        raise _invalid(name, f"must be between {low} and {high}")
+    return value
+
+
+def _optional_text(body: dict[str, Any], name: str, max_length: int) -> str | None:
+    value = body.get(name)
+    return None if value is None else _text(name, value, max_length)
+
+
+@blueprint.post(f"/webhook/telegram/<int(max={INT32_MAX}):bot_id>")
 def telegram_webhook(bot_id: int) -> tuple[Response, int]:
     services = current_services()
     update = _json_object()
@@ -90,8 +135,9 @@ def payment_webhook(gateway: str) -> tuple[Response, int]:
         metrics.webhook_events.labels(gateway=gateway, result="bad_signature").inc()
         raise ClientError(401, "bad_signature", "X-Signature does not match the body")
     event = _json_object(raw)
-    for name in ("event_id", "payment_id", "status"):
-        _field(event, name, str)
+    # The inbox's columns: dedup_key String(128), payment_id and status String(32).
+    for name, max_length in (("event_id", 128), ("payment_id", 32), ("status", 32)):
+        _field(event, name, str, max_length=max_length)
     created = payments.accept_webhook(services, gateway, event, raw)
     return jsonify({"status": "queued" if created else "duplicate"}), 200
 
@@ -100,15 +146,15 @@ def payment_webhook(gateway: str) -> tuple[Response, int]:
 def create_pix() -> tuple[Response, int]:
     services = current_services()
     body = _json_object()
-    bot_id = _field(body, "bot_id", int)
-    user_id = _field(body, "telegram_user_id", int)
-    amount = _field(body, "amount_cents", int)
-    if amount <= 0:
-        raise ClientError(400, "invalid_field", "amount_cents must be positive", field="amount_cents")
-    gateway = body.get("gateway")
+    bot_id = _field(body, "bot_id", int, high=INT32_MAX)
+    user_id = _field(body, "telegram_user_id", int, low=1)
+    amount = _field(body, "amount_cents", int, low=1, high=INT32_MAX)
+    gateway = _optional_text(body, "gateway", 32)
     if gateway is not None and gateway not in services.settings.gateway_secrets:
         raise ClientError(400, "unknown_gateway", f"no gateway named {gateway!r}", field="gateway")
-    key = body.get("idempotency_key") or request.headers.get("Idempotency-Key")
+    key = _optional_text(body, "idempotency_key", IDEMPOTENCY_KEY_MAX) or _text(
+        "Idempotency-Key", request.headers.get("Idempotency-Key", ""), IDEMPOTENCY_KEY_MAX
+    )
     if services.bot(bot_id=bot_id) is None:
         raise ClientError(404, "unknown_bot", f"no bot with id {bot_id}")
     payment_id, created = payments.create(services, bot_id, user_id, amount, gateway, key)
@@ -118,11 +164,12 @@ def create_pix() -> tuple[Response, int]:
 @blueprint.get("/go/<slug>")
 def ad_click(slug: str) -> Response:
     services = current_services()
-    bot = services.bot(slug=slug)
+    # A slug no bot can have is not looked up (a NUL would be a database error, not a miss).
+    bot = services.bot(slug=slug) if len(slug) <= SLUG_MAX and "\x00" not in slug else None
     if bot is None:
-        raise ClientError(404, "unknown_slug", f"no bot for link {slug!r}")
-    data = {k: request.args[k][:256] for k in tracking.TRACKED_PARAMS if request.args.get(k)}
-    data.update({k: request.cookies[k][:256] for k in tracking.TRACKED_COOKIES if request.cookies.get(k)})
+        raise ClientError(404, "unknown_slug", f"no bot for link {slug[:SLUG_MAX]!r}")
+    data = {k: _tracked(request.args[k]) for k in tracking.TRACKED_PARAMS if request.args.get(k)}
+    data.update({k: _tracked(request.cookies[k]) for k in tracking.TRACKED_COOKIES if request.cookies.get(k)})
     click_id = tracking.new_click_id(data.get("fbclid"))
     tracking.store_click(services.redis, click_id, data, services.settings.tracking_ttl_seconds)
     try:
@@ -135,3 +182,8 @@ def ad_click(slug: str) -> Response:
         f"{services.settings.telegram_link_base}/{bot['username']}?start={tracking.start_payload(click_id)}"
     )
     return redirect(link, code=302)
+
+
+def _tracked(value: str) -> str:
+    """A tracking parameter as kept: NUL characters dropped, cut to TRACKED_VALUE_MAX characters."""
+    return value.replace("\x00", "")[:TRACKED_VALUE_MAX]
