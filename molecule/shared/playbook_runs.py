@@ -57,3 +57,16 @@ def recap(output: str) -> dict:
     rows = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
     keys = ("ok", "changed", "unreachable", "failed")
     return {host: dict(zip(keys, map(int, counts), strict=True)) for host, *counts in rows}
+
+
+def assert_phase_playbook_refuses(playbook_phase: int, found_phase: int, timeout: int = 300) -> dict:
+    """playbooks/phase<playbook_phase>.yml against a deployment at `found_phase`: it must fail, name both
+    phases, and change nothing. Returns its recap rows."""
+    result = run_playbook(ROOT / f"playbooks/phase{playbook_phase}.yml", timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-5000:]
+    assert f"This deployment is at phase {found_phase}" in output, output[-5000:]
+    assert f"this playbook deploys phase {playbook_phase}" in output, output[-5000:]
+    rows = recap(result.stdout)
+    assert rows and all(row["changed"] == 0 for row in rows.values()), rows
+    return rows
