@@ -2,7 +2,7 @@
 
 The redis role (forming, checking and restarting the cluster) and the verify role read the same
 `CLUSTER NODES` and `INFO` output; one parser here means they cannot disagree on what a node is.
-Tested by tests/test_redis_filters.py.
+Tested by tests/test_verify_filters.py.
 """
 
 from __future__ import annotations
