@@ -15,9 +15,21 @@ import yaml
 
 
 def scenario_vars(scenario: Path, group: str = "all") -> dict:
-    """The group_vars of `group` in the scenario's molecule.yml (lab-only secrets included)."""
+    """The group_vars of `group` in the scenario's molecule.yml (lab-only secrets included), or, for a
+    scenario that links the lab's group_vars (site, phase3), every variable of the lab's group."""
     config = yaml.safe_load((scenario / "molecule.yml").read_text())
-    return config["provisioner"]["inventory"]["group_vars"][group]
+    inventory = config["provisioner"]["inventory"]
+    if "links" in inventory:
+        return lab_group_vars(scenario / inventory["links"]["group_vars"])
+    return inventory["group_vars"][group]
+
+
+def lab_group_vars(group_vars: Path) -> dict:
+    """Every variable of the lab group's files under `group_vars` (inventories/lab/group_vars)."""
+    merged = {}
+    for path in sorted((group_vars / "lab").glob("*.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
 
 
 def address(host) -> str:
