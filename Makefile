@@ -124,7 +124,8 @@ LOADTEST_HOST     ?= https://10.231.0.10
 LOADTEST_STAGES   ?= 10,50,100,200
 LOADTEST_DURATION ?= 60
 LOADTEST_GATE     ?= phase1
-# The gateway secret: GRIMBOTS_GATEWAY_SECRET from the environment, else this file.
+# The gateway secret and the Telegram webhooks' master secret:
+# GRIMBOTS_GATEWAY_SECRET and GRIMBOTS_TELEGRAM_WEBHOOK_SECRET from the environment, else this file.
 LOADTEST_SECRETS  ?= inventories/lab/group_vars/lab/secrets.yml
 LOADTEST_AUDIT    ?= podman exec grimbots-app1 grimbots-app audit --json --fail-on-stale
 LOADTEST_ARGS     ?=

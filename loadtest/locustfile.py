@@ -1,7 +1,7 @@
 """GRIMBOTS load test: the seed's Telegram task mix, ad clicks, and signed payment webhooks with duplicates.
 
     locust -f loadtest/locustfile.py --config loadtest/locust.conf --host http://10.231.0.21:8000 \\
-        -u 100 -r 20 -t 60s --gateway-secret "$GRIMBOTS_GATEWAY_SECRET"
+        -u 100 -r 20 -t 60s  # secrets: GRIMBOTS_GATEWAY_SECRET, GRIMBOTS_TELEGRAM_WEBHOOK_SECRET
 
 ``loadtest/run.py`` runs the progressive stages, keeps the reports and audits the app afterwards.
 
@@ -97,6 +97,13 @@ def _options(parser: Any) -> None:
         is_secret=True,
         help="HMAC secret of that gateway (env GRIMBOTS_GATEWAY_SECRET); required when --payment-weight > 0",
     )
+    group.add_argument(
+        "--telegram-secret",
+        default="",
+        env_var="GRIMBOTS_TELEGRAM_WEBHOOK_SECRET",
+        is_secret=True,
+        help="master secret of the Telegram webhooks (env GRIMBOTS_TELEGRAM_WEBHOOK_SECRET); required",
+    )
     group.add_argument("--bots", type=int, default=30, help="demo bots 1..N, slugs bot1..botN (default 30)")
     group.add_argument("--dup-share", type=float, default=0.2, help="share of deliveries sent several times")
     group.add_argument("--dup-max", type=int, default=5, help="most copies of a duplicated delivery (2..N)")
@@ -158,6 +165,11 @@ RUN = Run()
 
 def _sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _telegram_token(master: str, bot_id: int) -> str:
+    """The bot's webhook secret token, as the app derives it (grimbots.telegram_auth)."""
+    return hmac.new(master.encode(), f"telegram-webhook:{bot_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -301,6 +313,8 @@ class GrimbotsUser(FastHttpUser):
             "bot_id": self._bot(),
             "telegram_user_id": RUN.next_id(),
             "amount_cents": random.choice(PRICES_CENTS),
+            # One key per payment: a retry of this request (HAProxy's) is the same payment.
+            "idempotency_key": f"{RUN.tag}-pix-{RUN.next_id()}",
             "gateway": self.opts.gateway,
         }
         with self.client.post("/api/pix", json=body, name="/api/pix", catch_response=True) as response:
@@ -317,7 +331,8 @@ class GrimbotsUser(FastHttpUser):
     def _telegram(self, bot_id: int, update: dict[str, Any], kind: str) -> bool:
         raw = json.dumps(update).encode()
         name = f"/webhook/telegram/[bot_id] {kind}"
-        return self._send_copies(f"/webhook/telegram/{bot_id}", name, raw, {}, self._copies())
+        headers = {"X-Telegram-Bot-Api-Secret-Token": _telegram_token(self.opts.telegram_secret, bot_id)}
+        return self._send_copies(f"/webhook/telegram/{bot_id}", name, raw, headers, self._copies())
 
     def _deliver(self, payment_id: str, copies: int) -> bool:
         event = {"event_id": f"{RUN.tag}-{RUN.next_id()}", "payment_id": payment_id, "status": "paid"}
@@ -370,6 +385,8 @@ def _init(environment: Environment, **_: Any) -> None:
         )
     if opts.payment_weight > 0 and not opts.gateway_secret:
         raise SystemExit("loadtest: --gateway-secret (or env GRIMBOTS_GATEWAY_SECRET) is required")
+    if not opts.telegram_secret:
+        raise SystemExit("loadtest: --telegram-secret (or env GRIMBOTS_TELEGRAM_WEBHOOK_SECRET) is required")
     if not (0 <= opts.dup_share <= 1 and 0 <= opts.repeat_share <= 1):
         raise SystemExit("loadtest: --dup-share and --repeat-share are shares between 0 and 1")
     weighted = [t for t in GrimbotsUser.tasks if t not in (GrimbotsUser.click, GrimbotsUser.payment_webhook)]

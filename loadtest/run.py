@@ -12,8 +12,10 @@ are there, both within ``--drain-timeout``. A stage fails when its gate fails (L
 the audit finds a duplicated effect, when an accepted webhook is still unprocessed, or when fewer effects
 (messages, paid transitions, Purchase events) appeared than the stage's accepted requests call for.
 
-The gateway secret comes from ``GRIMBOTS_GATEWAY_SECRET`` or, when that is unset, from ``--secret-file``
-(an inventory's ``vault_app_gateway_secrets``); it reaches Locust through its environment, not its argv.
+The gateway secret and the Telegram webhooks' master secret come from ``GRIMBOTS_GATEWAY_SECRET`` and
+``GRIMBOTS_TELEGRAM_WEBHOOK_SECRET`` or, when unset, from ``--secret-file`` (an inventory's
+``vault_app_gateway_secrets`` and ``vault_app_telegram_webhook_secret``); they reach Locust through its
+environment, not its argv.
 Exit status: 0 when every stage passed, 1 otherwise, 2 on a usage or set-up error (no secret).
 """
 
@@ -83,18 +85,34 @@ def die(message: str) -> None:
     sys.exit(2)
 
 
-def gateway_secret(args: argparse.Namespace) -> str:
-    if secret := os.environ.get("GRIMBOTS_GATEWAY_SECRET"):
-        return secret
+def secrets(args: argparse.Namespace) -> dict[str, str]:
+    """GRIMBOTS_GATEWAY_SECRET and GRIMBOTS_TELEGRAM_WEBHOOK_SECRET, from the environment or, for the
+    ones unset there, from --secret-file (vault_app_gateway_secrets.<gateway>,
+    vault_app_telegram_webhook_secret)."""
+    found = {
+        name: os.environ.get(name, "")
+        for name in ("GRIMBOTS_GATEWAY_SECRET", "GRIMBOTS_TELEGRAM_WEBHOOK_SECRET")
+    }
+    if all(found.values()):
+        return found
     if not args.secret_file:
-        die("set GRIMBOTS_GATEWAY_SECRET or pass --secret-file")
+        die("set GRIMBOTS_GATEWAY_SECRET and GRIMBOTS_TELEGRAM_WEBHOOK_SECRET or pass --secret-file")
     import yaml  # the venv has PyYAML (Ansible's)
 
     data = yaml.safe_load(Path(args.secret_file).read_text()) or {}
-    secret = (data.get("vault_app_gateway_secrets") or {}).get(args.gateway)
-    if not secret:
-        die(f"no vault_app_gateway_secrets.{args.gateway} in {args.secret_file}")
-    return str(secret)
+    from_file = {
+        "GRIMBOTS_GATEWAY_SECRET": (data.get("vault_app_gateway_secrets") or {}).get(args.gateway),
+        "GRIMBOTS_TELEGRAM_WEBHOOK_SECRET": data.get("vault_app_telegram_webhook_secret"),
+    }
+    for name, value in found.items():
+        if not value:
+            if not from_file[name]:
+                source = "vault_app_gateway_secrets." + args.gateway
+                if name == "GRIMBOTS_TELEGRAM_WEBHOOK_SECRET":
+                    source = "vault_app_telegram_webhook_secret"
+                die(f"no {source} in {args.secret_file}")
+            found[name] = str(from_file[name])
+    return found
 
 
 def audit(cmd: str) -> tuple[int, dict[str, Any] | None]:
@@ -299,7 +317,7 @@ def table(verdicts: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = os.environ | {"GRIMBOTS_GATEWAY_SECRET": gateway_secret(args)}
+    env = os.environ | secrets(args)
     started = datetime.now(UTC)
     verdicts = []
     for i, (users, rate) in enumerate(args.stage_list):

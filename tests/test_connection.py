@@ -141,3 +141,15 @@ def test_a_file_still_arrives_without_stdin(fake_podman, tmp_path):
     assert result["changed"] is True
     assert dest.read_text() == "grimbots\n"
     assert any(c.startswith("cp ") for c in calls), calls
+
+
+def test_host_keys_are_checked_for_every_inventory():
+    """ssh to a production host verifies its key: the project's configuration does not turn that off."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env.pop("ANSIBLE_HOST_KEY_CHECKING", None)
+    code = (
+        "from ansible.config.manager import ConfigManager\n"
+        "print(ConfigManager().get_config_value('HOST_KEY_CHECKING'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"

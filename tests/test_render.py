@@ -95,3 +95,19 @@ def test_verify_asks_the_service_network(rendered):
     for host in ("pg1", "pg2", "pg3"):
         asked = json.loads(read(rendered, host, "verify.json"))
         assert asked == {"patroni": f"{SERVICE[host]}:8008", "etcd": f"{SERVICE[host]}:2379"}
+
+
+def test_haproxy_checks_liveness_and_keeps_the_operational_endpoints_inside(rendered):
+    cfg = read(rendered, "lb1", "haproxy.cfg")
+    assert "option httpchk GET /livez" in cfg
+    deny = [line for line in cfg.splitlines() if "return status 404" in line]
+    assert len(deny) == 1 and deny[0].endswith("if { path /metrics /health /ready /livez }"), deny
+    assert "track-sc1 src table click_rates if click" in cfg
+    assert re.search(r"^backend click_rates\n\s+stick-table type ipv6 .* http_req_rate\(10s\)", cfg, re.M)
+
+
+def test_the_app_gets_the_telegram_webhook_secret(rendered):
+    for host in ("app1", "app2", "app3"):
+        lines = read(rendered, host, "grimbots.env").splitlines()
+        env = dict(line.split("=", 1) for line in lines if "=" in line)
+        assert env["GRIMBOTS_TELEGRAM_WEBHOOK_SECRET"] == "render-only-telegram-webhook-0001-abcdef"

@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))  # reuse the test suite's server helpers
 from sqlalchemy import create_engine  # noqa: E402
 from tests.servers import HOST, ServerGroup, free_port, start_redis, wait_for  # noqa: E402
 
-from grimbots import migrate, payments  # noqa: E402
+from grimbots import migrate, payments, telegram_auth  # noqa: E402
 from grimbots.cli import main as grimbots_app  # noqa: E402
 
 SECRET = "bench-secret"
@@ -45,7 +45,8 @@ request = function()
   counter = counter + 1
   local body = string.format('{"update_id": %d, "message": {"message_id": %d, "chat": {"id": %d}, "text": "hi"}}',
     counter + THREAD_OFFSET, counter, counter % 5000)
-  return wrk.format("POST", "/webhook/telegram/1", {["Content-Type"] = "application/json"}, body)
+  local headers = {["Content-Type"] = "application/json", ["X-Telegram-Bot-Api-Secret-Token"] = "BOT_TOKEN"}
+  return wrk.format("POST", "/webhook/telegram/1", headers, body)
 end
 """
 
@@ -117,6 +118,7 @@ def main() -> int:
         env = dict(os.environ) | {
             "GRIMBOTS_DATABASE_URL": db, "GRIMBOTS_REDIS_CACHE_URL": redis_url, "GRIMBOTS_REDIS_QUEUE_URL": redis_url,
             "GRIMBOTS_GATEWAY_SECRETS": f"stubpay:{SECRET}", "GRIMBOTS_MAX_REQUESTS": str(args.max_requests),
+            "GRIMBOTS_TELEGRAM_WEBHOOK_SECRET": SECRET,
         }  # fmt: skip
         os.environ.update(env)
         migrate.upgrade(create_engine(db))
@@ -128,7 +130,9 @@ def main() -> int:
         for name, body in {
             "bare": "",
             "go": "wrk.path = '/go/bot1?utm_source=bench'\n",
-            "telegram": TELEGRAM.replace("THREAD_OFFSET", str(uuid.uuid4().int % 10**9)),
+            "telegram": TELEGRAM.replace("THREAD_OFFSET", str(uuid.uuid4().int % 10**9)).replace(
+                "BOT_TOKEN", telegram_auth.secret_token(SECRET, 1)
+            ),
         }.items():
             scripts[name] = group.workdir / f"{name}.lua"
             scripts[name].write_text(body + DONE)

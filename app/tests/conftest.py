@@ -9,21 +9,24 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 from redis.cluster import ClusterNode, RedisCluster
 from rq import SimpleWorker
 from sqlalchemy import create_engine, insert, text
 
-from grimbots import migrate
+from grimbots import migrate, telegram_auth
 from grimbots import services as services_module
-from grimbots.services import Services, build
+from grimbots.services import JOB_SERIALIZER, Services, build
 from grimbots.settings import QUEUE_NAMES, Settings
 from grimbots.storage import bots, utcnow
 from grimbots.stub import StubServer, StubState
@@ -31,6 +34,29 @@ from grimbots.stub import StubServer, StubState
 from . import servers
 
 GATEWAY_SECRET = "test-secret"
+TELEGRAM_SECRET = "test-telegram-webhook-secret-0123456789"
+TELEGRAM_PATH = re.compile(r"/webhook/telegram/(\d+)")
+
+
+def telegram_headers(bot_id: int) -> dict[str, str]:
+    """The headers Telegram sends with bot ``bot_id``'s updates (its secret token)."""
+    return {telegram_auth.HEADER: telegram_auth.secret_token(TELEGRAM_SECRET, bot_id)}
+
+
+class TelegramClient(FlaskClient):
+    """A test client that sends a Telegram update with its bot's secret token, as Telegram does,
+    unless the test gives the header itself."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        path = args[0] if args and isinstance(args[0], str) else kwargs.get("path", "")
+        match = TELEGRAM_PATH.fullmatch(path.split("?", 1)[0])
+        if match and len(match[1]) < 12:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault(telegram_auth.HEADER, telegram_headers(int(match[1]))[telegram_auth.HEADER])
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
 _db_counter = itertools.count()
 
 
@@ -147,6 +173,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, redis_standalone: st
 def settings(request: pytest.FixtureRequest, backend: str, tmp_path: Path, stub: StubServer) -> Settings:
     common = {
         "gateway_secrets": {"stubpay": GATEWAY_SECRET},
+        "telegram_webhook_secret": TELEGRAM_SECRET,
         "outbound_url": f"http://{servers.HOST}:{stub.server_address[1]}",
         "outbound_timeout": 5.0,
     }
@@ -188,13 +215,17 @@ def services(settings: Settings) -> Iterator[Services]:
 def client(services: Services):
     from grimbots.web import create_app
 
-    return create_app(services=services).test_client()
+    app = create_app(services=services)
+    app.test_client_class = TelegramClient
+    return app.test_client()
 
 
 def drain(services: Services, *queues: str) -> None:
     """Run every queued job in this process (an RQ SimpleWorker in burst mode)."""
     names = queues or QUEUE_NAMES
-    worker = SimpleWorker([services.queue(n) for n in names], connection=services.redis.queue)
+    worker = SimpleWorker(
+        [services.queue(n) for n in names], connection=services.redis.queue, serializer=JOB_SERIALIZER
+    )
     worker.work(burst=True, with_scheduler=False)
 
 

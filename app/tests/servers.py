@@ -6,6 +6,7 @@ process group, and is killed by :meth:`ServerGroup.stop` (called from session fi
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,39 @@ class ServerGroup:
         for proc in self.procs:
             proc.wait(timeout=10)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+@contextlib.contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """The server ``pid`` and every process under it stopped (SIGSTOP), as a paused host's are: the
+    kernel still accepts connections and acknowledges data, nothing answers. PostgreSQL's backends
+    are in sessions of their own, hence the walk down the process tree."""
+    pids = _descendants(pid)
+    for each in pids:
+        os.kill(each, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for each in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGCONT)
 
 
 def start_redis(group: ServerGroup, name: str, *extra: str, port: int | None = None) -> int:

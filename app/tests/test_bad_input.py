@@ -10,8 +10,9 @@ from grimbots import payments
 from grimbots.settings import QUEUE_NAMES
 from grimbots.storage import payments as payments_table
 from grimbots.storage import pixel_events, sent_messages, webhook_inbox
+from grimbots.telegram_auth import HEADER as TOKEN_HEADER
 
-from .conftest import GATEWAY_SECRET
+from .conftest import GATEWAY_SECRET, telegram_headers
 from .test_hot_paths import count
 
 
@@ -33,7 +34,8 @@ def event(**fields) -> bytes:
 
 
 def pix(**fields) -> bytes:
-    return json.dumps({"bot_id": 1, "telegram_user_id": 5, "amount_cents": 100, **fields}).encode()
+    body = {"bot_id": 1, "telegram_user_id": 5, "amount_cents": 100, "idempotency_key": "k1", **fields}
+    return json.dumps(body).encode()
 
 
 LONG_ID = event(event_id="x" * 10_000)
@@ -68,10 +70,40 @@ CASES = [
     (
         "post",
         "/api/pix",
-        b'{"bot_id": 42, "telegram_user_id": 5, "amount_cents": 100}',
+        b'{"bot_id": 42, "telegram_user_id": 5, "amount_cents": 100, "idempotency_key": "k"}',
         {},
         404,
         "unknown_bot",
+    ),
+    # Without a key a retried request would open a second payment.
+    (
+        "post",
+        "/api/pix",
+        b'{"bot_id": 1, "telegram_user_id": 5, "amount_cents": 100}',
+        {},
+        400,
+        "missing_idempotency_key",
+    ),
+    ("post", "/api/pix", pix(idempotency_key=""), {"Idempotency-Key": ""}, 400, "missing_idempotency_key"),
+    # Telegram updates carry the bot's secret token (the test client adds the right one unless given).
+    ("post", "/webhook/telegram/1", b'{"update_id": 7}', {TOKEN_HEADER: ""}, 401, "bad_secret_token"),
+    ("post", "/webhook/telegram/1", b'{"update_id": 7}', {TOKEN_HEADER: "x" * 64}, 401, "bad_secret_token"),
+    (
+        "post",
+        "/webhook/telegram/1",
+        b'{"update_id": 7}',
+        {TOKEN_HEADER: "\u00e9" * 64},
+        401,
+        "bad_secret_token",
+    ),
+    # Bot 2's token on bot 1's webhook.
+    (
+        "post",
+        "/webhook/telegram/1",
+        b'{"update_id": 7}',
+        {TOKEN_HEADER: telegram_headers(2)[TOKEN_HEADER]},
+        401,
+        "bad_secret_token",
     ),
     ("get", "/go/nobody", None, {}, 404, "unknown_slug"),
     # Each answered 500 before the fields were checked against their columns.

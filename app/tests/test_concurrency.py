@@ -19,7 +19,7 @@ from grimbots.services import build
 from grimbots.storage import payments as payments_table
 from grimbots.storage import pixel_events, sent_messages, webhook_inbox
 
-from .conftest import GATEWAY_SECRET, drain
+from .conftest import GATEWAY_SECRET, drain, telegram_headers
 from .servers import HOST, free_port
 from .test_hot_paths import count, start_update
 
@@ -56,7 +56,8 @@ def post_all_at_once(url: str, raw: bytes, headers: dict[str, str], times: int =
 
 def test_same_telegram_update_50_times_sends_one_message_set(live_url, services, stub, run_workers):
     raw = json.dumps(start_update(4242, 9001)).encode()
-    answers = post_all_at_once(f"{live_url}/webhook/telegram/2", raw, {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **telegram_headers(2)}
+    answers = post_all_at_once(f"{live_url}/webhook/telegram/2", raw, headers)
     assert answers == {"200 queued": 1, "200 duplicate": TIMES - 1}
 
     # Below the update lock: the same update queued 50 times (Telegram redelivering after the lock
@@ -100,7 +101,7 @@ def _paid_webhook(payment_id: str, event_id: str) -> tuple[bytes, dict[str, str]
 
 
 def test_same_payment_webhook_50_times_pays_once(live_url, services, stub, run_workers):
-    payment_id, _ = payments.create(services, 1, 31337, 4990, "stubpay")
+    payment_id, _ = payments.create(services, 1, 31337, 4990, "stubpay", "key-31337")
     raw, headers = _paid_webhook(payment_id, "gw-evt-1")
     answers = post_all_at_once(f"{live_url}/webhook/payment/stubpay", raw, headers)
     assert answers == {"200 queued": 1, "200 duplicate": TIMES - 1}
@@ -127,7 +128,7 @@ def test_same_payment_webhook_50_times_pays_once(live_url, services, stub, run_w
 
 
 def test_lost_queue_entry_is_recovered_by_the_reconciler(client, services, stub):
-    payment_id, _ = payments.create(services, 1, 4242, 990, "stubpay")
+    payment_id, _ = payments.create(services, 1, 4242, 990, "stubpay", "key-4242")
     drain(services, "gateway")
     raw, headers = _paid_webhook(payment_id, "lost-1")
     assert client.post("/webhook/payment/stubpay", data=raw, headers=headers).get_json() == {
@@ -152,7 +153,7 @@ def test_redelivery_of_an_unqueued_row_queues_it_again(client, services, stub):
     """A server that died between the inbox commit and the enqueue: HAProxy retries the request on
     another server, which finds the row already stored. The row must be queued again at once, not
     left for the reconciler's stale window; once processed, a redelivery queues nothing."""
-    payment_id, _ = payments.create(services, 1, 5151, 1990, "stubpay")
+    payment_id, _ = payments.create(services, 1, 5151, 1990, "stubpay", "key-5151")
     drain(services, "gateway")
     raw, headers = _paid_webhook(payment_id, "died-before-enqueue")
 
@@ -179,7 +180,7 @@ def test_two_runs_of_one_inbox_row_record_the_winner(services, stub, monkeypatch
     """A redelivery queued the row a second time: the second run finishes (``already_paid``) while the
     first, which won the ``pending -> paid`` move, is still delivering. The row must say "paid", or the
     audit would count one paid transition too few."""
-    payment_id, _ = payments.create(services, 1, 6262, 1990, "stubpay")
+    payment_id, _ = payments.create(services, 1, 6262, 1990, "stubpay", "key-6262")
     drain(services, "gateway")
     raw, _ = _paid_webhook(payment_id, "two-runs")
     payments.accept_webhook(services, "stubpay", json.loads(raw), raw)

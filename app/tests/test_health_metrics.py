@@ -6,7 +6,7 @@ import dataclasses
 
 from rq import SimpleWorker
 
-from grimbots.services import build
+from grimbots.services import JOB_SERIALIZER, build
 from grimbots.settings import QUEUE_NAMES
 from grimbots.web import create_app
 
@@ -18,7 +18,9 @@ def register_workers(services) -> list[SimpleWorker]:
     """Real RQ worker registrations (one per queue), without running them."""
     workers = []
     for name in QUEUE_NAMES:
-        worker = SimpleWorker([services.queue(name)], connection=services.redis.queue)
+        worker = SimpleWorker(
+            [services.queue(name)], connection=services.redis.queue, serializer=JOB_SERIALIZER
+        )
         worker.register_birth()
         workers.append(worker)
     return workers

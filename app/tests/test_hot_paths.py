@@ -58,7 +58,8 @@ def test_ad_click_redirects_to_bot_and_start_carries_tracking(client, services, 
 
 
 def test_purchase_flow_pays_once_and_sends_one_purchase(client, services, stub):
-    response = client.post("/api/pix", json={"bot_id": 1, "telegram_user_id": 77, "amount_cents": 1990})
+    body = {"bot_id": 1, "telegram_user_id": 77, "amount_cents": 1990, "idempotency_key": "order-77"}
+    response = client.post("/api/pix", json=body)
     assert response.status_code == 201
     payment_id = response.get_json()["payment_id"]
     drain(services, "gateway")

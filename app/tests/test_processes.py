@@ -17,17 +17,17 @@ from rq.job import JobStatus
 
 from grimbots.worker import Worker
 
-from .conftest import bin_path, settings_env
+from .conftest import bin_path, settings_env, telegram_headers
 from .servers import HOST, ServerGroup, free_port, wait_for
 from .test_hot_paths import start_update
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -61,7 +61,8 @@ def test_gunicorn_notifies_ready_serves_and_stops_gracefully(settings, tmp_path)
         base = f"http://{HOST}:{port}"
         wait_for(lambda: http("GET", f"{base}/ready")[0] == 200, "gunicorn /ready")
         for update_id in (1, 2, 3):
-            assert http("POST", f"{base}/webhook/telegram/1", start_update(update_id, 5))[0] == 200
+            update = start_update(update_id, 5)
+            assert http("POST", f"{base}/webhook/telegram/1", update, telegram_headers(1))[0] == 200
         status, metrics = http("GET", f"{base}/metrics")
         assert status == 200
         assert "telegram_messages_received_total 3.0" in metrics.decode()  # summed over both workers

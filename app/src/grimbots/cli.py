@@ -2,10 +2,11 @@
 
 db upgrade | db current              schema migrations (shipped in the package)
 seed-bots --count N                  demo bots 1..N (slug bot<N>), idempotent
-reconcile [--loop SECONDS]           queue stalled webhooks and pixel events again
+reconcile [--loop SECONDS]           queue stalled webhooks, charges, pixel events, messages again
 audit [--json] [--fail-on-stale]     duplicated effects; exit 1 if any
 queues [--wait-empty SECONDS]        jobs waiting or running per queue; exit 1 if not empty in time
 migrate-sqlite-to-postgres --source URL [--target URL]  copy, then verify row by row
+telegram-webhook --base-url URL [--bot-id N]  register the bots' webhooks with their secret tokens
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ import time
 from collections.abc import Callable
 
 from rq.registry import StartedJobRegistry
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
-from . import audit, migrate, reconcile
+from . import audit, migrate, reconcile, telegram_auth
+from .outbound import OutboundClient
 from .services import build
 from .settings import QUEUE_NAMES, Settings, SettingsError
 from .storage import bots, insert_ignoring_conflict, make_engine, utcnow
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings)
+    engine = make_engine(settings, admin=True)
     before = migrate.current_revision(engine)
     if args.action == "upgrade":
         migrate.upgrade(engine)
@@ -59,17 +61,46 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     services = build(settings)
     while True:
         result = reconcile.reconcile(services, args.stale_seconds)
-        print(
-            f"requeued webhooks={result.webhooks_requeued} pixel_events={result.pixel_events_requeued}",
-            flush=True,
-        )
+        print(result.text(), flush=True)
         if not args.loop:
             return 0
         time.sleep(args.loop)
 
 
+def _telegram_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """Register each bot's webhook with Telegram, with its secret token (grimbots.telegram_auth)."""
+    if not settings.telegram_webhook_secret:
+        print("grimbots-app: GRIMBOTS_TELEGRAM_WEBHOOK_SECRET is not set", file=sys.stderr)
+        return 2
+    base = args.base_url.rstrip("/")
+    if not base.startswith("https://"):
+        print(
+            f"grimbots-app: --base-url must be https:// (Telegram calls only HTTPS), got {base!r}",
+            file=sys.stderr,
+        )
+        return 2
+    engine = make_engine(settings)
+    query = select(bots.c.id, bots.c.token).order_by(bots.c.id)
+    if args.bot_id:
+        query = query.where(bots.c.id.in_(args.bot_id))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    missing = set(args.bot_id or ()) - {row.id for row in rows}
+    if missing:
+        print(f"grimbots-app: no bot with id {', '.join(map(str, sorted(missing)))}", file=sys.stderr)
+        return 1
+    outbound = OutboundClient(settings)
+    for row in rows:
+        url = f"{base}/webhook/telegram/{row.id}"
+        outbound.set_webhook(
+            row.token, url, telegram_auth.secret_token(settings.telegram_webhook_secret, row.id)
+        )
+        print(f"bot {row.id}: webhook {url} (secret token set)", flush=True)
+    return 0
+
+
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    report = audit.run(make_engine(settings), args.stale_seconds)
+    report = audit.run(make_engine(settings, admin=True), args.stale_seconds)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
     if report.duplicates:
         return 1
@@ -98,7 +129,7 @@ def _queues(settings: Settings, args: argparse.Namespace) -> int:
 
 def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> int:
     source = create_engine(args.source)
-    target = make_engine(Settings(database_url=args.target or settings.database_url))
+    target = make_engine(Settings(database_url=args.target or settings.database_url), admin=True)
     checks = migrate.copy_sqlite_to_postgres(source, target)
     for check in checks:
         verdict = "ok" if check.ok else "MISMATCH"
@@ -134,6 +165,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="wait up to N seconds for every queue to empty; exit 1 if not",
     )
     que.set_defaults(run=_queues)
+    tg = commands.add_parser("telegram-webhook", help="register the bots' webhooks with their secret tokens")
+    tg.add_argument("--base-url", required=True, help="the public https:// address Telegram calls")
+    tg.add_argument("--bot-id", type=int, action="append", help="only this bot (repeatable; default: all)")
+    tg.set_defaults(run=_telegram_webhook)
     mig = commands.add_parser("migrate-sqlite-to-postgres", help="copy the phase-1 data into PostgreSQL")
     mig.add_argument("--source", required=True, help="sqlite:////var/lib/grimbots/grimbots.db")
     mig.add_argument("--target", help="postgresql+psycopg2://... (default: GRIMBOTS_DATABASE_URL)")

@@ -9,6 +9,7 @@ Database constraints (durable, cannot fail open):
   ``webhook_inbox``  unique (gateway, dedup_key)
   ``state_transition`` UPDATE payments ... WHERE status = 'pending'
   ``event_id``       unique pixel_events.event_id (deterministic ids such as ``purchase_<payment_id>``)
+  ``idempotency_key`` payments.id derived from (bot, idempotency key): a retried creation is one payment
 
 A lock fails open (the work goes ahead when Redis errors) only because one of the database layers
 stands behind it; ``dedup_lock_fail_open_total{layer}`` counts those occasions.
@@ -36,6 +37,7 @@ class Layer(StrEnum):
     WEBHOOK_INBOX = "webhook_inbox"
     STATE_TRANSITION = "state_transition"
     EVENT_ID = "event_id"
+    IDEMPOTENCY_KEY = "idempotency_key"
 
 
 LOCK_SECONDS = {Layer.UPDATE_ID: 20, Layer.CHAT_START: 10, Layer.MESSAGE_CONTENT: 3}

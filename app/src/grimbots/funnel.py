@@ -4,6 +4,7 @@ and the buy button, which opens a PIX payment."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -14,6 +15,9 @@ from .messages import send_once
 from .services import Services
 
 log = logging.getLogger(__name__)
+
+# The buy button's callback data: "buy:<amount in cents>", ASCII digits, 1 to 999,999,999.
+BUY = re.compile(r"buy:([1-9][0-9]{0,8})")
 
 
 def welcome_text(bot: RowMapping) -> str:
@@ -41,8 +45,10 @@ def _dispatch(services: Services, bot: RowMapping, update: dict[str, Any]) -> st
     if callback := update.get("callback_query"):
         data = str(callback.get("data", ""))
         chat_id = int(callback["from"]["id"])
-        if data.startswith("buy:") and data[4:].isdigit():
-            payments.create(services, bot["id"], chat_id, int(data[4:]), gateway=None)
+        if buy := BUY.fullmatch(data):
+            # One payment per button press: Telegram redelivers a callback with the same id.
+            key = f"callback:{callback.get('id') or update.get('update_id')}"
+            payments.create(services, bot["id"], chat_id, int(buy[1]), gateway=None, idempotency_key=key)
             return "payment_created"
         return "ignored"
     message = update.get("message") or {}

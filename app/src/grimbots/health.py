@@ -1,4 +1,8 @@
-"""The ``/health`` report, in the original JSON shape, and the lighter ``/ready`` check.
+"""The ``/health`` report, in the original JSON shape, the lighter ``/ready`` check, and ``/livez``.
+
+A failed check reports the error's type only (``OperationalError``); its text, which can name
+internal addresses and users, goes to the log. ``/livez`` asks nothing but the process: it is the
+load balancer's check, so that a database outage does not take every app server out of it.
 
 ``healthy``: database and both Redis roles answer, every queue has a worker and at most
 ``queue_backlog_alert`` jobs. ``degraded`` (still HTTP 200): a queue has no worker or too many jobs.
@@ -7,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +23,16 @@ from . import __version__, metrics
 from .services import Services
 from .settings import QUEUE_NAMES
 
+log = logging.getLogger(__name__)
 
-def _timed(check: Any) -> dict[str, Any]:
+
+def _timed(name: str, check: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = {"status": "ok", **(check() or {})}
     except Exception as exc:
-        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        log.warning("health check %s failed: %s: %s", name, type(exc).__name__, exc)
+        result = {"status": "error", "error": type(exc).__name__}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 
@@ -66,9 +74,9 @@ def _rq_workers(services: Services) -> dict[str, Any]:
 
 def report(services: Services) -> tuple[dict[str, Any], int]:
     checks = {
-        "database": _timed(lambda: _database(services)),
-        "redis": _timed(lambda: _redis(services)),
-        "rq_workers": _timed(lambda: _rq_workers(services)),
+        "database": _timed("database", lambda: _database(services)),
+        "redis": _timed("redis", lambda: _redis(services)),
+        "rq_workers": _timed("rq_workers", lambda: _rq_workers(services)),
     }
     status = "healthy"
     if checks["database"]["status"] != "ok" or checks["redis"]["status"] != "ok":
@@ -92,8 +100,8 @@ def report(services: Services) -> tuple[dict[str, Any], int]:
 def ready(services: Services) -> tuple[dict[str, Any], int]:
     """Can this process serve requests: database and queue Redis answer. Workers are not asked."""
     checks = {
-        "database": _timed(lambda: _database(services)),
-        "queue_redis": _timed(lambda: services.redis.queue.ping() and None),
+        "database": _timed("database", lambda: _database(services)),
+        "queue_redis": _timed("queue_redis", lambda: services.redis.queue.ping() and None),
     }
     ok = all(c["status"] == "ok" for c in checks.values())
     return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -29,6 +30,10 @@ class OutboundClient:
     def send_message(self, token: str, chat_id: int, text: str) -> dict[str, Any]:
         return self._post(f"/telegram/bot{token}/sendMessage", {"chat_id": chat_id, "text": text})
 
+    def set_webhook(self, token: str, url: str, secret_token: str) -> dict[str, Any]:
+        body = {"url": url, "secret_token": secret_token, "allowed_updates": ["message", "callback_query"]}
+        return self._post(f"/telegram/bot{token}/setWebhook", body)
+
     def send_pixel_event(self, pixel_id: str, event: dict[str, Any]) -> dict[str, Any]:
         return self._post(f"/capi/{pixel_id}/events", {"data": [event]})
 
@@ -39,7 +44,8 @@ class OutboundClient:
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if not self._base:
-            log.info("outbound dry run: POST %s %s", path, body)
+            shown = {k: ("<hidden>" if k == "secret_token" else v) for k, v in body.items()}
+            log.info("outbound dry run: POST %s %s", re.sub(r"/bot[^/]+/", "/bot<token>/", path), shown)
             return {"ok": True, "dry_run": True}
         request = urllib.request.Request(
             self._base + path,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import RowMapping, func, or_, select, update
 
 from . import dedup, metrics, pixel
@@ -36,11 +36,26 @@ def signature_ok(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "replace"))
 
 
-def payment_id_for(bot_id: int, idempotency_key: str | None) -> str:
-    """A fresh id, or one derived from the client's idempotency key so a retried request is one payment."""
-    if idempotency_key:
-        return hashlib.sha256(f"{bot_id}:{idempotency_key}".encode()).hexdigest()[:32]
-    return uuid.uuid4().hex
+class KeyReused(ValueError):
+    """An idempotency key already names a payment with other details."""
+
+
+class ChargeNotQueued(RuntimeError):
+    """The payment is stored but its charge could not be queued (queue Redis down): the same request
+    again queues it, and so does the reconciler once the payment is stale."""
+
+    def __init__(self, payment_id: str, cause: Exception) -> None:
+        super().__init__(f"payment {payment_id} stored, charge not queued: {cause}")
+        self.payment_id = payment_id
+
+
+def payment_id_for(bot_id: int, idempotency_key: str) -> str:
+    """The payment id a client's idempotency key names (per bot): a retried request is one payment."""
+    return hashlib.sha256(f"{bot_id}:{idempotency_key}".encode()).hexdigest()[:32]
+
+
+def charge_job_id(payment_id: str) -> str:
+    return f"charge-{payment_id}"
 
 
 def create(
@@ -49,9 +64,15 @@ def create(
     telegram_user_id: int,
     amount_cents: int,
     gateway: str | None,
-    idempotency_key: str | None = None,
+    idempotency_key: str,
 ) -> tuple[str, bool]:
-    """Open a pending payment and queue its charge on ``gateway``. Returns (payment id, created now)."""
+    """Open a pending payment once per ``idempotency_key`` and queue its charge on ``gateway``.
+
+    Returns (payment id, created now). The same key again returns the same payment, and queues its
+    charge again if it has none yet and none is waiting (the first request's enqueue failed);
+    with other details it raises :class:`KeyReused`. Raises :class:`ChargeNotQueued` when the row is
+    stored but the queue is down.
+    """
     payment_id = payment_id_for(bot_id, idempotency_key)
     row = {
         "id": payment_id,
@@ -64,8 +85,21 @@ def create(
     }
     with services.engine.begin() as conn:
         created = insert_ignoring_conflict(conn, payments, row)
-    if created:
-        services.enqueue("gateway", "grimbots.tasks.create_charge", payment_id)
+        stored = conn.execute(select(payments).where(payments.c.id == payment_id)).mappings().one()
+    if not created:
+        dedup.hit(dedup.Layer.IDEMPOTENCY_KEY)
+        asked = {"telegram_user_id": telegram_user_id, "amount_cents": amount_cents}
+        if gateway is not None:
+            asked["gateway"] = gateway
+        if any(stored[name] != value for name, value in asked.items()):
+            raise KeyReused(f"idempotency key already used for payment {payment_id} with other details")
+    if stored["status"] == "pending" and not stored["charge_ref"]:
+        try:
+            services.enqueue_once(
+                "gateway", "grimbots.tasks.create_charge", payment_id, job_id=charge_job_id(payment_id)
+            )
+        except RedisError as exc:
+            raise ChargeNotQueued(payment_id, exc) from exc
     return payment_id, created
 
 
@@ -120,7 +154,9 @@ def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw:
 
 def _enqueue_inbox(services: Services, gateway: str, inbox_id: int, result: str | None = None) -> None:
     try:
-        services.enqueue("webhook", "grimbots.tasks.process_payment_event", inbox_id)
+        services.enqueue_once(
+            "webhook", "grimbots.tasks.process_payment_event", inbox_id, job_id=f"inbox-{inbox_id}"
+        )
     except Exception as exc:  # the row is durable; the reconciler will queue it
         metrics.webhook_events.labels(gateway=gateway, result="enqueue_failed").inc()
         log.warning("inbox %s stored but not queued: %s", inbox_id, exc)

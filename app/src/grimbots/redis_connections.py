@@ -1,8 +1,10 @@
 """Redis connections, by role. This module is the only place that builds a Redis client.
 
 - ``cache``: locks, tracking data, rate limits. A standalone URL, or a Redis Cluster node list.
-- ``queue``: RQ. A standalone URL, or a Sentinel-managed service. RQ blocks on BLMOVE/BRPOP here,
-  so this connection has no socket timeout (the seed's 5 s timeout broke the blocking pop).
+- ``queue``: RQ. A standalone URL, or a Sentinel-managed service. RQ blocks on BLMOVE/BRPOP here:
+  the socket timeout (``redis_queue_socket_timeout``) must outlast the longest blocking pop, which
+  ``grimbots.worker`` caps at a few seconds (the seed's 5 s timeout with RQ's 405 s pop broke it).
+  Without one, a frozen queue primary hung requests and workers for as long as it was frozen.
 
 Clients are built lazily, once per process; redis-py pools notice a fork and start afresh in the child.
 """
@@ -48,6 +50,7 @@ class RedisConnections:
         common: dict[str, Any] = {
             "socket_timeout": CACHE_SOCKET_TIMEOUT,
             "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+            "socket_keepalive": True,
             "health_check_interval": HEALTH_CHECK_INTERVAL,
             "decode_responses": True,
         }
@@ -63,9 +66,11 @@ class RedisConnections:
 
     def _build_queue(self) -> Redis:
         s = self._settings
-        # No socket_timeout: RQ's blocking dequeue must be allowed to wait as long as it asks to.
+        # Longer than the worker's blocking pop (grimbots.worker.Worker.STOP_POLL_SECONDS).
         common: dict[str, Any] = {
-            "socket_connect_timeout": 5,
+            "socket_timeout": s.redis_queue_socket_timeout or None,
+            "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+            "socket_keepalive": True,
             "health_check_interval": HEALTH_CHECK_INTERVAL,
             "max_connections": s.redis_queue_pool_size,
         }

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from redis.exceptions import RedisError
 
-from . import dedup, metrics, payments, tracking
+from . import dedup, metrics, payments, telegram_auth, tracking
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,14 @@ def _optional_text(body: dict[str, Any], name: str, max_length: int) -> str | No
 @blueprint.post(f"/webhook/telegram/<int(max={INT32_MAX}):bot_id>")
 def telegram_webhook(bot_id: int) -> tuple[Response, int]:
     services = current_services()
+    master = services.settings.telegram_webhook_secret
+    if not master:
+        # Fail closed, and with a 5xx so that Telegram keeps the update until the setting is fixed.
+        log.error("telegram update for bot %s refused: GRIMBOTS_TELEGRAM_WEBHOOK_SECRET is not set", bot_id)
+        return jsonify({"error": "not_configured", "message": "telegram webhooks are not configured"}), 503
+    if not telegram_auth.token_ok(master, bot_id, request.headers.get(telegram_auth.HEADER, "")):
+        metrics.telegram_errors.labels(error_type="bad_secret_token").inc()
+        raise ClientError(401, "bad_secret_token", f"{telegram_auth.HEADER} is missing or wrong")
     update = _json_object()
     update_id = _field(update, "update_id", int)
     if services.bot(bot_id=bot_id) is None:
@@ -155,9 +163,22 @@ def create_pix() -> tuple[Response, int]:
     key = _optional_text(body, "idempotency_key", IDEMPOTENCY_KEY_MAX) or _text(
         "Idempotency-Key", request.headers.get("Idempotency-Key", ""), IDEMPOTENCY_KEY_MAX
     )
+    if not key:
+        # Without one a retried request (the client's, or HAProxy's on a dropped connection) would
+        # open a second payment.
+        raise ClientError(
+            400, "missing_idempotency_key", "an idempotency_key field or Idempotency-Key header is required"
+        )
     if services.bot(bot_id=bot_id) is None:
         raise ClientError(404, "unknown_bot", f"no bot with id {bot_id}")
-    payment_id, created = payments.create(services, bot_id, user_id, amount, gateway, key)
+    try:
+        payment_id, created = payments.create(services, bot_id, user_id, amount, gateway, key)
+    except payments.KeyReused as exc:
+        raise ClientError(409, "idempotency_key_reused", str(exc)) from exc
+    except payments.ChargeNotQueued as exc:
+        log.error("%s", exc)
+        body = {"error": "queue_unavailable", "message": "payment stored; send the same request again later"}
+        return jsonify({**body, "payment_id": exc.payment_id}), 503
     return jsonify({"payment_id": payment_id, "status": "pending"}), 201 if created else 200
 
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 from sqlalchemy import Engine, RowMapping, select
 
 from .outbound import OutboundClient
@@ -21,6 +25,11 @@ from .storage import bots, make_engine
 BOT_CACHE_SECONDS = 60
 FAILED_JOB_TTL = 7 * 24 * 3600
 RETRY_INTERVALS = [1, 5, 15]  # seconds; needs a worker running with the scheduler
+# Jobs are JSON, not pickle: whoever can write the queue Redis can queue work, but cannot run code.
+JOB_SERIALIZER = JSONSerializer
+# Seconds past its timeout after which a job still marked started is taken for dead (its worker was
+# killed; RQ's own clean-up of such jobs runs only every few minutes).
+STARTED_GRACE_SECONDS = 30
 
 
 @dataclass
@@ -49,7 +58,10 @@ class Services:
             raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(QUEUE_NAMES)}")
         if name not in self._queues:
             self._queues[name] = Queue(
-                name, connection=self.redis.queue, default_timeout=self.settings.job_timeout_seconds
+                name,
+                connection=self.redis.queue,
+                default_timeout=self.settings.job_timeout_seconds,
+                serializer=JOB_SERIALIZER,
             )
         return self._queues[name]
 
@@ -62,6 +74,32 @@ class Services:
             failure_ttl=FAILED_JOB_TTL,
             retry=Retry(max=3, interval=RETRY_INTERVALS),
         )
+
+    def enqueue_once(self, queue: str, func: str, *args: Any, job_id: str) -> bool:
+        """Queue the job under ``job_id`` unless a job with that id will run anyway: waiting in the
+        queue, running (started within its timeout), scheduled for a retry. The reconciler's and a
+        retried request's way of not doubling work. True if queued now."""
+        if self._will_run(queue, job_id):
+            return False
+        self.enqueue(queue, func, *args, job_id=job_id)
+        return True
+
+    def _will_run(self, queue: str, job_id: str) -> bool:
+        try:
+            job = Job.fetch(job_id, connection=self.redis.queue, serializer=JOB_SERIALIZER)
+        except NoSuchJobError:
+            return False
+        status = job.get_status()
+        if status == JobStatus.QUEUED:  # the hash can outlive its queue entry (a failover lost it)
+            return self.redis.queue.lpos(self.queue(queue).key, job_id) is not None
+        if status == JobStatus.STARTED:
+            started = job.started_at
+            if started is None:
+                return False
+            started = started if started.tzinfo else started.replace(tzinfo=UTC)
+            limit = (job.timeout or self.settings.job_timeout_seconds) + STARTED_GRACE_SECONDS
+            return (datetime.now(UTC) - started).total_seconds() < limit
+        return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
     def close(self) -> None:
         self.redis.close()

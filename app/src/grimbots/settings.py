@@ -50,6 +50,13 @@ class Settings:
     database_url: str = "sqlite:///grimbots.db"
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Bounds on every wait for PostgreSQL (seconds), so a frozen server fails requests instead of
+    # hanging them: per host while connecting, per wait on a query (0: none), for a pool slot.
+    db_connect_timeout: float = 3.0
+    db_query_timeout: float = 10.0
+    db_pool_timeout: float = 10.0
+    # TCP keepalive idle time (seconds); a host that stops answering is dropped within about twice this.
+    db_keepalive_seconds: int = 10
     # Redis, role "cache": locks, tracking, rate limits. A standalone URL or a Redis Cluster node list.
     redis_cache_url: str = "redis://127.0.0.1:6379/0"
     redis_cache_cluster_nodes: tuple[tuple[str, int], ...] = ()
@@ -59,6 +66,8 @@ class Settings:
     redis_queue_sentinels: tuple[tuple[str, int], ...] = ()
     redis_queue_sentinel_service: str = "grimbots-queue"
     redis_queue_pool_size: int = 30
+    # Seconds a queue command may wait for an answer (0: forever); more than a worker's blocking pop.
+    redis_queue_socket_timeout: float = 10.0
     # ACL user and password for the cluster nodes and the Sentinel-managed queue primary (a standalone
     # URL carries its own credentials). An empty user is Redis's ``default`` user.
     redis_username: str = ""
@@ -67,6 +76,9 @@ class Settings:
     redis_key_prefix: str = "grimbots"
     # Behaviour
     gateway_secrets: dict[str, str] = field(default_factory=dict)
+    # Master secret of the Telegram webhooks' per-bot secret tokens (grimbots.telegram_auth); empty:
+    # every Telegram update is refused with 503.
+    telegram_webhook_secret: str = ""
     outbound_url: str = ""
     outbound_timeout: float = 10.0
     max_body_bytes: int = 65536

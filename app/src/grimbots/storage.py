@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from . import pg_timeouts
 from .settings import Settings
 
 metadata = MetaData(
@@ -123,20 +124,48 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(settings: Settings) -> Engine:
-    """One engine per process. SQLite gets WAL and a busy timeout so workers and web can share the file."""
+def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
+    """One engine per process. SQLite gets WAL and a busy timeout so workers and web can share the file.
+
+    PostgreSQL: every wait is bounded (``grimbots.pg_timeouts``): ``db_connect_timeout`` per host while
+    connecting, ``db_query_timeout`` per wait on a query (also the server's ``statement_timeout``), TCP
+    keepalives for a host that dies. ``admin`` engines (schema migrations, the SQLite copy, the audit)
+    keep the connection bounds but let a statement run as long as it needs.
+    """
     if settings.is_sqlite:
         engine = create_engine(settings.database_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    query_timeout = 0.0 if admin else settings.db_query_timeout
+    # Timestamps are UTC everywhere, whatever the server's default time zone is.
+    options = "-c timezone=UTC"
+    if query_timeout:
+        options += f" -c statement_timeout={int(query_timeout * 1000)}"
+    keepalive = settings.db_keepalive_seconds
+    connect_args = {
+        "options": options,
+        "keepalives": 1,
+        "keepalives_idle": keepalive,
+        "keepalives_interval": max(1, keepalive // 3),
+        "keepalives_count": 3,
+        # Sent data unacknowledged this long (a host that is gone): the connection is dead.
+        "tcp_user_timeout": keepalive * 1000,
+    }
+    engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
-        # Timestamps are UTC everywhere, whatever the server's default time zone is.
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args=connect_args,
     )
+    pg_timeouts.install()
+
+    @event.listens_for(engine, "do_connect")
+    def _bounded_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
+        return pg_timeouts.connect(cparams, settings.db_connect_timeout, query_timeout)
+
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

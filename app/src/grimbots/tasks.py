@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import funnel, payments, pixel
+from . import funnel, messages, payments, pixel
 from .services import current
 
 
@@ -29,6 +29,11 @@ def process_payment_event(inbox_id: int) -> str:
 def emit_pixel_event(event_id: str, event_name: str, bot_id: int, data: dict[str, Any]) -> None:
     """Queue ``tasks``: record and send a pixel event (the PageView of an ad click)."""
     pixel.emit(current(), event_id, event_name, bot_id, data)
+
+
+def finish_message(message_id: int) -> str:
+    """Queue ``tasks``: a message row left ``sending`` by a dead worker (used by the reconciler)."""
+    return messages.finish(current(), message_id)
 
 
 def send_pixel_event(event_id: str) -> None:

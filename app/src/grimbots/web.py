@@ -9,9 +9,11 @@ import logging
 import time
 
 from flask import Flask, Response, g, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from . import health, metrics
+from . import __version__, health, metrics
 from .routes import ClientError, blueprint, current_services
 from .services import Services, build
 from .settings import QUEUE_NAMES, Settings
@@ -52,6 +54,10 @@ def _register_operational_routes(app: Flask) -> None:
         body, status = health.report(current_services())
         return jsonify(body), status
 
+    @app.get("/livez")
+    def liveness() -> tuple[Response, int]:
+        return jsonify({"status": "alive", "version": __version__}), 200
+
     @app.get("/ready")
     def readiness() -> tuple[Response, int]:
         body, status = health.ready(current_services())
@@ -74,6 +80,17 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(ClientError)
     def client_error(exc: ClientError) -> tuple[Response, int]:
         return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(RedisError)
+    def backing_service_error(exc: Exception) -> tuple[Response, int]:
+        # The database or Redis did not answer (down, frozen past the timeouts, failing over): the
+        # request may be sent again. The details are for the log only.
+        logging.getLogger(__name__).error(
+            "%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc
+        )
+        body = {"error": "service_unavailable", "message": "a backing service did not answer; try again"}
+        return jsonify(body), 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

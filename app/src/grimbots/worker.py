@@ -20,7 +20,7 @@ from typing import Any
 from rq import SimpleWorker
 
 from . import metrics
-from .services import build, install
+from .services import JOB_SERIALIZER, build, install
 from .settings import QUEUE_NAMES, Settings, SettingsError
 
 
@@ -49,6 +49,10 @@ class Worker(SimpleWorker):
     """
 
     STOP_POLL_SECONDS = 5
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("serializer", JOB_SERIALIZER)
+        super().__init__(*args, **kwargs)
 
     def _shutdown(self) -> None:
         self._stop_requested = True
@@ -97,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"grimbots-worker: {exc}", file=sys.stderr)
+        return 2
+    timeout = settings.redis_queue_socket_timeout
+    if timeout and timeout <= Worker.STOP_POLL_SECONDS:
+        print(
+            f"grimbots-worker: GRIMBOTS_REDIS_QUEUE_SOCKET_TIMEOUT ({timeout:g}) must be more than the "
+            f"worker's blocking pop ({Worker.STOP_POLL_SECONDS} s), or 0",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     services = build(settings)

@@ -2,7 +2,7 @@
 
 backend_double.py app --name NAME [--port 8000]
     HTTP/1.1 on PORT, as gunicorn would answer HAProxy:
-    GET /health              200 {"status": "healthy", "server": NAME}
+    GET /health, /livez      200 {"status": "healthy", "server": NAME}
     any other GET            200 {"server": NAME, "path": ...}
     POST/PUT (any path)      200 {"server": NAME, "path": ..., "bytes": <body length>, "sha256": ...}
     `?delay=<seconds>` (at most 5) holds the answer that long, so that requests are in flight when
@@ -66,7 +66,7 @@ class AppHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path == "/health":
+        if path in ("/health", "/livez"):
             self._answer(200, {"status": "healthy"})
         else:
             self._answer(200, {"path": path})

@@ -14,6 +14,7 @@ APP = "http://127.0.0.1:8000"
 ENV = "/etc/grimbots/grimbots.env"
 DB = "/var/lib/grimbots/grimbots.db"
 GATEWAY_SECRET = "lab-only-gateway-secret-0001"
+TELEGRAM_SECRET = "lab-only-telegram-webhook-secret-0001"
 REDIS_ADMIN_PASSWORD = "lab-only-redis-admin-0001"
 WORKERS = {"tasks": 5, "gateway": 3, "webhook": 3}
 INSTANCES = [f"{queue}-{n}" for queue, count in WORKERS.items() for n in range(1, count + 1)]
@@ -106,9 +107,14 @@ def test_telegram_update_is_processed_by_the_workers(host):
         "update_id": chat_id,
         "message": {"message_id": 1, "chat": {"id": chat_id}, "text": "/start"},
     }
+    token = hmac.new(TELEGRAM_SECRET.encode(), b"telegram-webhook:1", hashlib.sha256).hexdigest()
+    auth = [f"X-Telegram-Bot-Api-Secret-Token: {token}"]
+    # Without the bot's secret token (anyone who can reach the app): refused, nothing queued.
     status, body = post_json(host, "/webhook/telegram/1", json.dumps(update))
+    assert (status, body["error"]) == (401, "bad_secret_token")
+    status, body = post_json(host, "/webhook/telegram/1", json.dumps(update), auth)
     assert (status, body) == (200, {"status": "queued"})
-    assert post_json(host, "/webhook/telegram/1", json.dumps(update))[1] == {"status": "duplicate"}
+    assert post_json(host, "/webhook/telegram/1", json.dumps(update), auth)[1] == {"status": "duplicate"}
     query = f"select count(*) from sent_messages where telegram_user_id = {chat_id} and status = 'sent'"
     assert wait_until(lambda: sql(host, query) == "2", 30) is not None
 
@@ -118,7 +124,9 @@ def test_payment_webhook_is_processed_by_the_workers(host):
     status, body = post_json(
         host,
         "/api/pix",
-        json.dumps({"bot_id": 1, "telegram_user_id": user, "amount_cents": 1990}),
+        json.dumps(
+            {"bot_id": 1, "telegram_user_id": user, "amount_cents": 1990, "idempotency_key": f"t-{user}"}
+        ),
     )
     assert status == 201, body
     payment_id = body["payment_id"]

@@ -24,7 +24,8 @@ def post(path: str, raw: bytes, headers: dict[str, str] | None = None) -> dict:
 def main() -> None:
     global BASE, CONTEXT
     parser = argparse.ArgumentParser()
-    parser.add_argument("--secret", required=True)
+    parser.add_argument("--secret", required=True, help="the stubpay gateway's webhook secret")
+    parser.add_argument("--telegram-secret", required=True, help="the Telegram webhooks' master secret")
     parser.add_argument("--updates", type=int, default=600)
     parser.add_argument("--payments", type=int, default=200)
     # Shifts update ids, chats and event ids, so that a second batch (a later phase) is new data.
@@ -41,9 +42,18 @@ def main() -> None:
             "update_id": 700000 + o + n,
             "message": {"message_id": n, "chat": {"id": 50000 + o + n}, "text": "/start"},
         }
-        post(f"/webhook/telegram/{n % 30 + 1}", json.dumps(update).encode())
+        bot = n % 30 + 1
+        # The bot's secret token, as the app derives it (grimbots.telegram_auth) and Telegram sends it.
+        token = hmac.new(args.telegram_secret.encode(), f"telegram-webhook:{bot}".encode(), hashlib.sha256)
+        headers = {"X-Telegram-Bot-Api-Secret-Token": token.hexdigest()}
+        post(f"/webhook/telegram/{bot}", json.dumps(update).encode(), headers)
     for n in range(1, args.payments + 1):
-        body = {"bot_id": n % 30 + 1, "telegram_user_id": 50000 + o + n, "amount_cents": 1990}
+        body = {
+            "bot_id": n % 30 + 1,
+            "telegram_user_id": 50000 + o + n,
+            "amount_cents": 1990,
+            "idempotency_key": f"traffic-{o + n}",
+        }
         payment = post("/api/pix", json.dumps(body).encode())
         raw = json.dumps(
             {"event_id": f"prog-{o + n}", "payment_id": payment["payment_id"], "status": "paid"}

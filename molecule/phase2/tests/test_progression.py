@@ -1,6 +1,8 @@
 """Phase 2 on top of phase 1: every row written on SQLite is in PostgreSQL, no effect is duplicated,
 the app serves from the cluster and its workers process new work there."""
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -35,15 +37,18 @@ def test_audit_finds_no_duplicate_and_nothing_unprocessed(host):
     assert report["paid_transitions"] >= 200, report
 
 
-def test_the_app_serves_and_processes_from_the_cluster(host):
+def test_the_app_serves_and_processes_from_the_cluster(host, lab_vars):
     health = json.loads(host.check_output("curl -s http://127.0.0.1:8000/health"))
     assert health["status"] == "healthy" and health["checks"]["database"]["status"] == "ok", health
     before = app_db_counts(host)["sent_messages"]
     chat = uuid.uuid4().int % 10**9
     update = {"update_id": chat, "message": {"message_id": 1, "chat": {"id": chat}, "text": "/start"}}
+    secret = lab_vars["vault_app_telegram_webhook_secret"]
+    token = hmac.new(secret.encode(), b"telegram-webhook:1", hashlib.sha256).hexdigest()
     host.check_output(
-        "curl -sf -X POST -H 'Content-Type: application/json' --data-binary %s "
+        "curl -sf -X POST -H 'Content-Type: application/json' -H %s --data-binary %s "
         "http://127.0.0.1:8000/webhook/telegram/1",
+        f"X-Telegram-Bot-Api-Secret-Token: {token}",
         json.dumps(update),
     )
     deadline = time.monotonic() + 30

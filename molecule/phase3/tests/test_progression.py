@@ -46,8 +46,10 @@ def test_data_written_through_haproxy_in_phase_3_is_processed_once(hosts, lab_va
     lb = hosts[LB]
     subprocess.run(["podman", "cp", str(TRAFFIC), f"{LB}:/root/traffic.py"], check=True)
     secret = shlex.quote(lab_vars["vault_app_gateway_secrets"]["stubpay"])
+    telegram = shlex.quote(lab_vars["vault_app_telegram_webhook_secret"])
     out = lb.run(
-        f"python3 /root/traffic.py --secret {secret} --offset 200000 --updates 300 --payments 100 "
+        f"python3 /root/traffic.py --secret {secret} --telegram-secret {telegram} --offset 200000 "
+        "--updates 300 --payments 100 "
         "--base https://127.0.0.1 --insecure"
     )
     assert out.rc == 0, out.stdout + out.stderr

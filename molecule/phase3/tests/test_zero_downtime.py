@@ -72,7 +72,11 @@ def load(addresses, lab_vars, tmp_path_factory):
         "--csv",
         str(results / "drills"),
     ]
-    env = dict(os.environ, GRIMBOTS_GATEWAY_SECRET=lab_vars["vault_app_gateway_secrets"]["stubpay"])
+    env = dict(
+        os.environ,
+        GRIMBOTS_GATEWAY_SECRET=lab_vars["vault_app_gateway_secrets"]["stubpay"],
+        GRIMBOTS_TELEGRAM_WEBHOOK_SECRET=lab_vars["vault_app_telegram_webhook_secret"],
+    )
     log = (results / "locust.log").open("w")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     started = time.monotonic()

@@ -17,6 +17,7 @@ from conftest import APPS, LB, PGS, REDIS
 from playbook_runs import assert_phase_playbook_refuses, run_verify, verify_rows
 
 FACT = "/etc/ansible/facts.d/grimbots.fact"
+TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ENV_FILE = "/etc/grimbots/grimbots.env"
 
 
@@ -113,6 +114,29 @@ def test_a_payment_through_the_load_balancer(hosts, lab_vars):
     again = curl_lb(hosts, "/webhook/payment/stubpay", event, {"X-Signature": signature})
     assert first == (200, {"status": "queued"}), first
     assert again == (200, {"status": "duplicate"}), again
+
+
+def test_telegram_updates_need_the_bots_secret_token(hosts, lab_vars):
+    update = json.dumps(
+        {"update_id": 4242001, "message": {"message_id": 1, "chat": {"id": 4242}, "text": "/start"}}
+    )
+    status, body = curl_lb(hosts, "/webhook/telegram/3", update)
+    assert (status, body["error"]) == (401, "bad_secret_token")
+    master = lab_vars["vault_app_telegram_webhook_secret"]
+    wrong_bot = hmac.new(master.encode(), b"telegram-webhook:2", hashlib.sha256).hexdigest()
+    assert curl_lb(hosts, "/webhook/telegram/3", update, {TOKEN_HEADER: wrong_bot})[0] == 401
+    token = hmac.new(master.encode(), b"telegram-webhook:3", hashlib.sha256).hexdigest()
+    assert curl_lb(hosts, "/webhook/telegram/3", update, {TOKEN_HEADER: token}) == (200, {"status": "queued"})
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health", "/ready", "/livez"])
+def test_the_apps_operational_endpoints_are_not_served_through_the_load_balancer(hosts, addresses, path):
+    """From another host (not an allowed source): 404 from HAProxy; the app server itself still answers."""
+    outside = hosts[APPS[0]].run(f"curl -sk -m 10 -w '\n%{{http_code}}' https://{addresses[LB]}{path}")
+    text, _, status = outside.stdout.rpartition("\n")
+    assert (status, json.loads(text)["error"]) == ("404", "not_found"), outside.stdout
+    direct = hosts[APPS[0]].run(f"curl -s -m 10 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:8000{path}")
+    assert direct.stdout == "200", (path, direct.stdout)
 
 
 @pytest.mark.parametrize("phase", [1, 2])

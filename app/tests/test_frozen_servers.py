@@ -1,0 +1,203 @@
+"""A frozen PostgreSQL or queue Redis (every process stopped, as on a paused host) fails requests within
+the configured timeouts, with a 503, instead of hanging them; the app serves again once it is back.
+
+The servers here are the module's own, so freezing them disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from grimbots import migrate
+from grimbots import services as services_module
+from grimbots.services import Services, build
+from grimbots.settings import Settings
+from grimbots.storage import make_engine, payments
+from grimbots.web import create_app
+
+from . import servers
+from .conftest import GATEWAY_SECRET, TELEGRAM_SECRET, TelegramClient, drain, seed_bots
+from .test_hot_paths import start_update
+
+QUERY_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 1.0
+QUEUE_TIMEOUT = 2.0
+# Longest a request may take while a server is frozen: a pool ping, a new connection, slack.
+BOUND = QUERY_TIMEOUT + CONNECT_TIMEOUT + 3.0
+FREEZE_CAP = 30.0  # a request still running after this is hung: the test fails, servers are thawed
+
+
+@pytest.fixture(scope="module")
+def own_servers() -> Iterator[dict]:
+    group = servers.ServerGroup()
+    try:
+        pg_port = servers.start_postgres(group)
+        pg_pid = group.procs[-1].pid
+        redis_port = servers.start_redis(group, "frozen-redis")
+        redis_pid = group.procs[-1].pid
+        base = f"postgresql+psycopg2://postgres@{servers.HOST}:{pg_port}"
+        admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE frozen_template"))
+        engine = create_engine(f"{base}/frozen_template")
+        migrate.upgrade(engine)
+        engine.dispose()
+        names = itertools.count()
+
+        def new_database() -> str:
+            name = f"frozen{next(names)}"
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name} TEMPLATE frozen_template"))
+            return f"{base}/{name}"
+
+        yield {
+            "pg_port": pg_port, "pg_pid": pg_pid, "redis_port": redis_port, "redis_pid": redis_pid,
+            "url": new_database(), "new_database": new_database,
+        }  # fmt: skip
+        admin.dispose()
+    finally:
+        group.stop()
+
+
+def own_settings(own_servers: dict, stub, **extra) -> Settings:
+    redis_url = f"redis://{servers.HOST}:{own_servers['redis_port']}/0"
+    values = {
+        "database_url": own_servers["url"],
+        "redis_cache_url": redis_url,
+        "redis_queue_url": redis_url,
+        "gateway_secrets": {"stubpay": GATEWAY_SECRET},
+        "telegram_webhook_secret": TELEGRAM_SECRET,
+        "outbound_url": f"http://{servers.HOST}:{stub.server_address[1]}",
+        "db_query_timeout": QUERY_TIMEOUT,
+        "db_connect_timeout": CONNECT_TIMEOUT,
+        "redis_queue_socket_timeout": QUEUE_TIMEOUT,
+        **extra,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def own(own_servers, stub) -> Iterator[tuple[Services, TelegramClient]]:
+    settings = own_settings(own_servers, stub, database_url=own_servers["new_database"]())
+    seed_bots(settings)
+    built = build(settings)
+    built.redis.queue.flushall()
+    services_module.install(built)  # what RQ jobs run by drain() use
+    app = create_app(services=built)
+    app.test_client_class = TelegramClient
+    yield built, app.test_client()
+    built.close()
+    services_module._current = None
+
+
+def timed(call) -> tuple[object, float]:
+    """``call()`` in a thread, bounded by FREEZE_CAP: (its result, seconds taken)."""
+    box: dict = {}
+
+    def run() -> None:
+        box["result"] = call()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(FREEZE_CAP)
+    elapsed = time.monotonic() - started
+    assert not thread.is_alive(), f"the request hung for {FREEZE_CAP} s"
+    return box["result"], elapsed
+
+
+def pix(client, key: str, user: int = 5):
+    body = {"bot_id": 1, "telegram_user_id": user, "amount_cents": 1990, "idempotency_key": key}
+    return client.post("/api/pix", json=body)
+
+
+def test_frozen_database_fails_requests_within_the_timeout(own, own_servers):
+    services, client = own
+    assert pix(client, "warm").status_code == 201  # a pooled connection to the server that freezes
+    with servers.frozen(own_servers["pg_pid"]):
+        response, elapsed = timed(lambda: pix(client, "during"))
+        assert response.status_code == 503, response.get_data()
+        assert response.get_json()["error"] == "service_unavailable"
+        assert elapsed < BOUND, f"{elapsed:.1f} s"
+        health, elapsed = timed(lambda: client.get("/health"))
+        assert health.status_code == 503 and elapsed < BOUND
+        detail = health.get_data(as_text=True)
+        # The error's type only: no address, port or user of the database in the answer.
+        assert health.get_json()["checks"]["database"]["error"] == "OperationalError"
+        assert str(own_servers["pg_port"]) not in detail and "postgres" not in detail.lower()
+        # The load balancer's check asks nothing of the database.
+        live, elapsed = timed(lambda: client.get("/livez"))
+        assert live.status_code == 200 and elapsed < 1.0
+    # Back: the same request goes through (the pool threw the dead connections away).
+    assert pix(client, "during").status_code in (200, 201)
+    with services.engine.connect() as conn:
+        assert conn.execute(select(payments.c.id)).scalars().all().__len__() == 2
+
+
+def test_frozen_queue_redis_gets_503_and_the_retry_queues_the_charge_once(own, own_servers, stub):
+    services, client = own
+    assert pix(client, "warm").status_code == 201
+    drain(services, "gateway")
+    with servers.frozen(own_servers["redis_pid"]):
+        response, elapsed = timed(lambda: pix(client, "order-1", user=6))
+        assert response.status_code == 503 and elapsed < BOUND, (response.get_data(), elapsed)
+        assert response.get_json()["error"] == "queue_unavailable"
+        payment_id = response.get_json()["payment_id"]
+        update, elapsed = timed(lambda: client.post("/webhook/telegram/1", json=start_update(9, 6)))
+        assert update.status_code == 503 and elapsed < BOUND + QUEUE_TIMEOUT
+    # The payment was stored; the same request again queues its charge, a third time does not.
+    assert pix(client, "order-1", user=6).get_json() == {"payment_id": payment_id, "status": "pending"}
+    assert pix(client, "order-1", user=6).status_code == 200
+    assert services.queue("gateway").count == 1
+    calls_before = stub.state.stats()["calls"].get("gateway", 0)
+    drain(services, "gateway")
+    assert stub.state.stats()["calls"].get("gateway", 0) == calls_before + 1
+    with services.engine.connect() as conn:
+        assert conn.execute(select(payments.c.charge_ref).where(payments.c.id == payment_id)).scalar_one()
+
+
+def test_a_frozen_first_host_costs_the_connect_timeout_not_a_hang(own_servers, stub):
+    """The multi-host DSN's first member frozen (a former leader): new connections go to the next."""
+    listener = socket.socket()
+    listener.bind((servers.HOST, 0))
+    listener.listen(64)  # accepts (in the kernel), never answers: a frozen PostgreSQL
+    frozen_port = listener.getsockname()[1]
+    try:
+        url = (
+            f"postgresql+psycopg2://postgres@/frozen0?host={servers.HOST}:{frozen_port}"
+            f"&host={servers.HOST}:{own_servers['pg_port']}&target_session_attrs=read-write"
+        )
+        engine = make_engine(own_settings(own_servers, stub, database_url=url))
+        try:
+
+            def query() -> int:
+                with engine.connect() as conn:
+                    return conn.execute(text("SELECT 1")).scalar_one()
+
+            result, elapsed = timed(query)
+            assert result == 1
+            assert CONNECT_TIMEOUT * 0.9 < elapsed < CONNECT_TIMEOUT + 2.0, f"{elapsed:.1f} s"
+        finally:
+            engine.dispose()
+    finally:
+        listener.close()
+
+
+def test_no_host_accepting_names_each_host(own_servers, stub):
+    closed = servers.free_port()
+    url = f"postgresql+psycopg2://postgres@/frozen0?host={servers.HOST}:{closed}&host={servers.HOST}:{closed}"
+    engine = make_engine(own_settings(own_servers, stub, database_url=url))
+    try:
+        with pytest.raises(
+            Exception, match=f"no database host accepted the connection: {servers.HOST}:{closed}"
+        ):
+            engine.connect()
+    finally:
+        engine.dispose()
