@@ -52,8 +52,8 @@ class Settings:
     db_max_overflow: int = 10
     # Bounds on every wait for PostgreSQL (seconds), so a frozen server fails requests instead of
     # hanging them: per host while connecting, per wait on a query (0: none), for a pool slot.
-    db_connect_timeout: float = 3.0
-    db_query_timeout: float = 10.0
+    db_connect_timeout: float = 2.0
+    db_query_timeout: float = 5.0
     db_pool_timeout: float = 10.0
     # TCP keepalive idle time (seconds); a host that stops answering is dropped within about twice this.
     db_keepalive_seconds: int = 10
@@ -67,7 +67,7 @@ class Settings:
     redis_queue_sentinel_service: str = "grimbots-queue"
     redis_queue_pool_size: int = 30
     # Seconds a queue command may wait for an answer (0: forever); more than a worker's blocking pop.
-    redis_queue_socket_timeout: float = 10.0
+    redis_queue_socket_timeout: float = 5.0
     # ACL user and password for the cluster nodes and the Sentinel-managed queue primary (a standalone
     # URL carries its own credentials). An empty user is Redis's ``default`` user.
     redis_username: str = ""

@@ -48,7 +48,7 @@ class Worker(SimpleWorker):
     longer than a wait plus one job.
     """
 
-    STOP_POLL_SECONDS = 5
+    STOP_POLL_SECONDS = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", JOB_SERIALIZER)
