@@ -21,6 +21,7 @@ libpq per host): a frozen former leader costs ``connect_timeout`` per new connec
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import socket
@@ -69,6 +70,7 @@ def install() -> None:
         ext.set_wait_callback(wait_with_deadline)
 
 
+@functools.cache
 def connection_class(connect_timeout: float) -> type:
     """A psycopg2 connection class whose waits are bounded by ``connect_timeout`` while it connects."""
     return type("BoundedConnection", (ext.connection,), {"wait_timeout": connect_timeout})
