@@ -99,7 +99,14 @@ def replacement_inventory(tmp: Path) -> str:
 def swap(inventory: str, *extra: str) -> subprocess.CompletedProcess:
     """etcd_replace_member.yml on the edited inventory, as the operator runs it (the members are not
     the group postgres here, so the group is named on the command line too)."""
-    names = ["-e", "etcd_group=etcd_members", "-e", "etcd_old_member=etcd3", "-e", "etcd_new_member=etcd4"]
+    names = [
+        "-e",
+        "grimbots_etcd_group=etcd_members",
+        "-e",
+        "etcd_old_member=etcd3",
+        "-e",
+        "etcd_new_member=etcd4",
+    ]
     return run_playbook(REPLACE, *names, *extra, inventory=inventory)
 
 
