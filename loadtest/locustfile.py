@@ -116,6 +116,13 @@ def _options(parser: Any) -> None:
     group.add_argument(
         "--pix-per-user", type=int, default=3, help="pending payments each user opens on start"
     )
+    group.add_argument(
+        "--health-weight",
+        type=int,
+        default=10,
+        help="weight of the GET /health task (the seed's 10); 0 where the target does not serve /health "
+        "(HAProxy keeps it to haproxy_internal_allowed_sources)",
+    )
     group.add_argument("--click-weight", type=int, default=20, help="weight of the /go/<slug> task")
     group.add_argument("--payment-weight", type=int, default=20, help="weight of the payment webhook task")
     group.add_argument("--wait-min", type=float, default=0.5, help="seconds between a user's tasks, lower")
@@ -389,7 +396,9 @@ def _init(environment: Environment, **_: Any) -> None:
         raise SystemExit("loadtest: --telegram-secret (or env GRIMBOTS_TELEGRAM_WEBHOOK_SECRET) is required")
     if not (0 <= opts.dup_share <= 1 and 0 <= opts.repeat_share <= 1):
         raise SystemExit("loadtest: --dup-share and --repeat-share are shares between 0 and 1")
-    weighted = [t for t in GrimbotsUser.tasks if t not in (GrimbotsUser.click, GrimbotsUser.payment_webhook)]
+    own = (GrimbotsUser.health, GrimbotsUser.click, GrimbotsUser.payment_webhook)
+    weighted = [t for t in GrimbotsUser.tasks if t not in own]
+    weighted += [GrimbotsUser.health] * opts.health_weight
     weighted += [GrimbotsUser.click] * opts.click_weight
     weighted += [GrimbotsUser.payment_webhook] * opts.payment_weight
     GrimbotsUser.tasks = weighted

@@ -57,6 +57,9 @@ def load(addresses, lab_vars, tmp_path_factory):
         "--host",
         f"https://{addresses[LB]}",
         "--allow-any-host",
+        # HAProxy keeps /health to the lab network; this scenario's network is another.
+        "--health-weight",
+        "0",
         "-u",
         str(USERS),
         "-r",
