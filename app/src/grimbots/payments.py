@@ -124,10 +124,9 @@ def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw:
 
     The row is committed before this returns, so the 2xx the gateway gets means "stored". If the
     queue is down the reconciler enqueues the row later. A redelivery of a row that is not processed
-    yet queues it again: the first delivery's server may have died between the commit and the
-    enqueue (HAProxy then retries the request on another server, which finds the row already
-    there); without this the row would wait for the reconciler. The job is idempotent, so a second
-    queue entry for a row that is about to be processed costs one read.
+    yet queues it again unless its job (``inbox-<id>``) waits or runs: the first delivery's server
+    may have died between the commit and the enqueue (HAProxy then retries the request on another
+    server, which finds the row already there); without this the row would wait for the reconciler.
     """
     row = {
         "gateway": gateway,
@@ -154,14 +153,14 @@ def accept_webhook(services: Services, gateway: str, event: dict[str, Any], raw:
 
 def _enqueue_inbox(services: Services, gateway: str, inbox_id: int, result: str | None = None) -> None:
     try:
-        services.enqueue_once(
+        queued = services.enqueue_once(
             "webhook", "grimbots.tasks.process_payment_event", inbox_id, job_id=f"inbox-{inbox_id}"
         )
     except Exception as exc:  # the row is durable; the reconciler will queue it
         metrics.webhook_events.labels(gateway=gateway, result="enqueue_failed").inc()
         log.warning("inbox %s stored but not queued: %s", inbox_id, exc)
         return
-    if result is not None:
+    if result is not None and queued:
         metrics.webhook_events.labels(gateway=gateway, result=result).inc()
 
 
