@@ -18,8 +18,11 @@ from .services import Services
 from .storage import insert_ignoring_conflict, sent_messages, utcnow
 
 log = logging.getLogger(__name__)
-# How long the "went out" marker of a message is kept (longer than any reconciler delay).
-SENT_MARKER_SECONDS = 7 * 24 * 3600
+# How long the "went out" marker of a message is kept: the reconciler finishes a stuck row about a
+# minute after its worker died (every 30 s, once a job timeout has passed); six hours cover a
+# reconciler that was down for a while, and keep the cache (no eviction) small: a few hundred
+# thousand messages a day are a few MB of markers.
+SENT_MARKER_SECONDS = 6 * 3600
 
 
 def _marker(services: Services, bot_id: int, chat_id: int, message_key: str) -> str:
