@@ -28,6 +28,18 @@ def grimbots_app(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_operator_commands_run_before_the_metrics_directory_exists(tmp_path):
+    """A deploy migrates the schema before any service has created the metrics directory that the env
+    file names (PROMETHEUS_MULTIPROC_DIR): the operator commands must not load the metrics."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/fresh.db")
+    env = settings_env(settings) | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "not-yet")}
+    for args in (["db", "upgrade"], ["seed-bots", "--count", "2"], ["audit", "--json"]):
+        result = subprocess.run(
+            [bin_path("grimbots-app"), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+
+
 def test_db_upgrade_and_seed_from_the_installed_package(tmp_path):
     settings = Settings(database_url=f"sqlite:///{tmp_path}/fresh.db")
     result = grimbots_app(settings, "db", "upgrade")

@@ -18,7 +18,7 @@ from sqlalchemy import RowMapping, func, or_, select, update
 
 from . import dedup, metrics, pixel
 from .messages import send_once
-from .services import Services
+from .services import Services, charge_job_id
 from .storage import insert_ignoring_conflict, payments, utcnow, webhook_inbox
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ class ChargeNotQueued(RuntimeError):
 def payment_id_for(bot_id: int, idempotency_key: str) -> str:
     """The payment id a client's idempotency key names (per bot): a retried request is one payment."""
     return hashlib.sha256(f"{bot_id}:{idempotency_key}".encode()).hexdigest()[:32]
-
-
-def charge_job_id(payment_id: str) -> str:
-    return f"charge-{payment_id}"
 
 
 def create(

@@ -21,8 +21,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from .payments import charge_job_id
-from .services import Services
+# Not grimbots.payments: the operator commands (migrations among them) must not load the metrics, whose
+# multiprocess directory exists only once the services run.
+from .services import Services, charge_job_id
 from .storage import payments, pixel_events, sent_messages, utcnow, webhook_inbox
 
 BATCH = 500

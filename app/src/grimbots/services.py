@@ -32,6 +32,11 @@ JOB_SERIALIZER = JSONSerializer
 STARTED_GRACE_SECONDS = 30
 
 
+def charge_job_id(payment_id: str) -> str:
+    """The id of a payment's charge job (one job per payment at a time: ``Services.enqueue_once``)."""
+    return f"charge-{payment_id}"
+
+
 @dataclass
 class Services:
     settings: Settings
