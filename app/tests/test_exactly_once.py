@@ -147,3 +147,8 @@ def test_the_cli_registers_each_webhook_with_its_bots_token(settings, stub, monk
     assert telegram_auth.secret_token(TELEGRAM_SECRET, 2) not in out
     assert cli_main(["telegram-webhook", "--base-url", "http://bots.example.com"]) == 2
     assert cli_main(["telegram-webhook", "--base-url", "https://b.example", "--bot-id", "99"]) == 1
+    # Telegram refusing the call: the bot is named, the exit status says so.
+    with stub.state.lock:
+        stub.state.error_rate = 1.0
+    assert cli_main(["telegram-webhook", "--base-url", "https://b.example", "--bot-id", "1"]) == 1
+    assert "bot 1: webhook NOT registered" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import create_engine, select
 
 from . import audit, migrate, reconcile, telegram_auth
-from .outbound import OutboundClient
+from .outbound import OutboundClient, OutboundError
 from .services import build
 from .settings import QUEUE_NAMES, Settings, SettingsError
 from .storage import bots, insert_ignoring_conflict, make_engine, utcnow
@@ -90,13 +90,20 @@ def _telegram_webhook(settings: Settings, args: argparse.Namespace) -> int:
         print(f"grimbots-app: no bot with id {', '.join(map(str, sorted(missing)))}", file=sys.stderr)
         return 1
     outbound = OutboundClient(settings)
+    failed = 0
     for row in rows:
         url = f"{base}/webhook/telegram/{row.id}"
-        outbound.set_webhook(
-            row.token, url, telegram_auth.secret_token(settings.telegram_webhook_secret, row.id)
-        )
-        print(f"bot {row.id}: webhook {url} (secret token set)", flush=True)
-    return 0
+        token = telegram_auth.secret_token(settings.telegram_webhook_secret, row.id)
+        try:
+            answer = outbound.set_webhook(row.token, url, token)
+        except OutboundError as exc:
+            failed += 1
+            print(f"bot {row.id}: webhook NOT registered: {exc}", file=sys.stderr, flush=True)
+            continue
+        done = "dry run, GRIMBOTS_OUTBOUND_URL is empty" if answer.get("dry_run") else "secret token set"
+        print(f"bot {row.id}: webhook {url} ({done})", flush=True)
+    engine.dispose()
+    return 1 if failed else 0
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
