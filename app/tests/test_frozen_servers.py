@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from redis.exceptions import RedisError
 from sqlalchemy import create_engine, select, text
 
 from grimbots import migrate
@@ -87,7 +88,7 @@ def own_settings(own_servers: dict, stub, **extra) -> Settings:
 def own(own_servers, stub) -> Iterator[tuple[Services, TelegramClient]]:
     settings = own_settings(own_servers, stub, database_url=own_servers["new_database"]())
     seed_bots(settings)
-    built = build(settings)
+    built = build(settings, interactive=True)  # as the web app builds them
     built.redis.queue.flushall()
     services_module.install(built)  # what RQ jobs run by drain() use
     app = create_app(services=built)
@@ -135,7 +136,9 @@ def test_frozen_database_fails_requests_within_the_timeout(own, own_servers):
         # The load balancer's check asks nothing of the database.
         live, elapsed = timed(lambda: client.get("/livez"))
         assert live.status_code == 200 and elapsed < 1.0
-    # Back: the same request goes through (the pool threw the dead connections away).
+    # Back: the same request goes through (the pool threw the dead connections away) once the
+    # fail-fast window after the last failed connection has passed.
+    time.sleep(services.settings.db_retry_after)
     assert pix(client, "during").status_code in (200, 201)
     with services.engine.connect() as conn:
         assert conn.execute(select(payments.c.id)).scalars().all().__len__() == 2
@@ -201,3 +204,96 @@ def test_no_host_accepting_names_each_host(own_servers, stub):
             engine.connect()
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port whose kernel accepts connections and nothing ever answers: a frozen PostgreSQL."""
+    listener = socket.socket()
+    listener.bind((servers.HOST, 0))
+    listener.listen(64)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_a_host_that_timed_out_is_tried_after_the_others(own_servers, stub, silent_listener):
+    """A frozen former leader first in the DSN costs the connect timeout once, not on every new
+    connection: after a failover every new connection would otherwise wait for it first."""
+    url = (
+        f"postgresql+psycopg2://postgres@/frozen0?host={servers.HOST}:{silent_listener}"
+        f"&host={servers.HOST}:{own_servers['pg_port']}&target_session_attrs=read-write"
+    )
+    engine = make_engine(own_settings(own_servers, stub, database_url=url))
+    try:
+        timings = []
+        for _ in range(3):
+            _, elapsed = timed(lambda: engine.connect().close())
+            timings.append(elapsed)
+            engine.dispose()  # the next checkout makes a new connection
+        assert timings[0] > CONNECT_TIMEOUT * 0.9, timings
+        assert max(timings[1:]) < CONNECT_TIMEOUT * 0.5, timings
+    finally:
+        engine.dispose()
+
+
+def test_while_no_host_accepts_new_connections_fail_at_once(own_servers, stub, silent_listener):
+    """After an attempt found no host, new connections fail at once for db_retry_after seconds (a request
+    answers 503 instead of holding a server thread), then the next one tries again."""
+    url = f"postgresql+psycopg2://postgres@/frozen0?host={servers.HOST}:{silent_listener}"
+    retry_after = 2.0
+    engine = make_engine(own_settings(own_servers, stub, database_url=url, db_retry_after=retry_after))
+
+    def attempt() -> str:
+        try:
+            engine.connect().close()
+        except Exception as exc:
+            return str(exc)
+        return "connected"
+
+    try:
+        first, elapsed = timed(attempt)
+        assert "no database host accepted the connection" in first and elapsed > CONNECT_TIMEOUT * 0.9
+        second, elapsed = timed(attempt)
+        assert "next attempt in" in second and elapsed < 0.2, (second, elapsed)
+        time.sleep(retry_after)
+        third, elapsed = timed(attempt)
+        assert "next attempt in" not in third and elapsed > CONNECT_TIMEOUT * 0.9, (third, elapsed)
+    finally:
+        engine.dispose()
+
+
+def test_while_the_queue_redis_is_down_the_web_app_fails_fast(own_servers, stub):
+    """Once a queue command timed out, the web app's queue commands fail at once for
+    redis_queue_retry_after seconds (pooled connections to a frozen server would each wait the socket
+    timeout, holding a server thread), then the next one tries again. A worker's client waits."""
+    retry_after = 3.0
+    settings = own_settings(own_servers, stub, redis_queue_retry_after=retry_after)
+    web, worker = build(settings, interactive=True), build(settings)
+
+    def ping(client) -> str:
+        try:
+            client.ping()
+        except RedisError as exc:
+            return str(exc)
+        return "PONG"
+
+    try:
+        # Several pooled connections, as a busy process has.
+        pool = web.redis.queue.connection_pool
+        held = [pool.get_connection() for _ in range(3)]
+        for connection in held:
+            pool.release(connection)
+        assert ping(web.redis.queue) == "PONG"
+        with servers.frozen(own_servers["redis_pid"]):
+            first, elapsed = timed(lambda: ping(web.redis.queue))
+            assert first != "PONG" and elapsed > QUEUE_TIMEOUT * 0.9, (first, elapsed)
+            for _ in range(3):
+                answer, elapsed = timed(lambda: ping(web.redis.queue))
+                assert "next attempt in" in answer and elapsed < 0.2, (answer, elapsed)
+            _, elapsed = timed(lambda: ping(worker.redis.queue))
+            assert elapsed > QUEUE_TIMEOUT * 0.9, elapsed  # the worker's client is not affected
+        time.sleep(retry_after)
+        assert ping(web.redis.queue) == "PONG"
+    finally:
+        web.close()
+        worker.close()

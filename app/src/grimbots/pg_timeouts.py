@@ -14,9 +14,15 @@ process) wait as long as libpq would.
 
 With a wait callback libpq connects asynchronously and ignores ``connect_timeout``, and a host that
 hangs during the connection is a failure of the whole list rather than a reason to try the next
-host. So :func:`connect` walks a multi-host DSN's hosts itself, in order, each with the connection
+host. So a :class:`Connector` walks a multi-host DSN's hosts itself, each with the connection
 deadline, keeping the first that accepts writes (``target_session_attrs=read-write``, checked by
-libpq per host): a frozen former leader costs ``connect_timeout`` per new connection, not a hang.
+libpq per host). It remembers what the last attempts taught, per engine:
+
+- a host that did not answer within the deadline (frozen, or gone without a reset) is tried after the
+  others for ``SUSPECT_SECONDS``: a frozen former leader costs nothing once another host took over;
+- when no host accepted, new connections fail at once for ``retry_after`` seconds, then the next one
+  tries again: while the database is down a request answers 503 at once instead of holding a server
+  thread for the connect deadline (threads held that long queue every other request behind them).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import functools
 import os
 import select
 import socket
+import threading
 import time
 from typing import Any
 
@@ -32,6 +39,10 @@ import psycopg2
 import psycopg2.extensions as ext
 
 _WAIT_FOR = {ext.POLL_READ: (True, False), ext.POLL_WRITE: (False, True)}
+# How long a host that did not answer in time is tried after the others (seconds).
+SUSPECT_SECONDS = 30.0
+# An attempt that lasted this share of the connect deadline timed out (the host did not answer).
+_TIMED_OUT_SHARE = 0.8
 
 
 def wait_with_deadline(conn: Any) -> None:
@@ -76,25 +87,66 @@ def connection_class(connect_timeout: float) -> type:
     return type("BoundedConnection", (ext.connection,), {"wait_timeout": connect_timeout})
 
 
-def connect(params: dict[str, Any], connect_timeout: float, query_timeout: float) -> Any:
-    """Connect to the first host of ``params`` (libpq keywords; ``host``/``port`` may be comma lists)
-    that answers within ``connect_timeout`` and suits ``target_session_attrs``; its later waits are
-    bounded by ``query_timeout`` (0: unbounded)."""
+class Connector:
+    """New connections to one database URL (libpq keywords; ``host``/``port`` may be comma lists), each
+    host within ``connect_timeout``; a connection's later waits are bounded by ``query_timeout`` (0:
+    unbounded). Thread-safe; one per engine."""
+
+    def __init__(self, connect_timeout: float, query_timeout: float, retry_after: float = 0.0) -> None:
+        self.connect_timeout = connect_timeout
+        self.query_timeout = query_timeout
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._suspect_until: dict[tuple[str, str], float] = {}
+        self._down_until = 0.0
+        self._down_reason = ""
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._down_until:
+                raise psycopg2.OperationalError(
+                    f"{self._down_reason} (next attempt in {self._down_until - now:.1f} s)"
+                )
+            suspect = {pair for pair, until in self._suspect_until.items() if until > now}
+        # Hosts that answered lately first, in the URL's order; the suspects after them.
+        pairs = sorted(_host_port_pairs(params), key=lambda pair: pair in suspect)
+        factory = connection_class(self.connect_timeout)
+        errors = []
+        for host, port in pairs:
+            one = {**params, "host": host, **({"port": port} if port else {})}
+            started = time.monotonic()
+            try:
+                conn = psycopg2.connect(connection_factory=factory, **one)
+            except psycopg2.OperationalError as exc:
+                errors.append(f"{host or 'local socket'}:{port or 5432}: {str(exc).strip().splitlines()[0]}")
+                if time.monotonic() - started >= self.connect_timeout * _TIMED_OUT_SHARE:
+                    with self._lock:
+                        self._suspect_until[(host, port)] = time.monotonic() + SUSPECT_SECONDS
+                continue
+            conn.wait_timeout = self.query_timeout or None
+            with self._lock:
+                self._suspect_until.pop((host, port), None)
+                self._down_until = 0.0
+            return conn
+        reason = "no database host accepted the connection: " + "; ".join(errors)
+        if self.retry_after > 0:
+            with self._lock:
+                self._down_until = time.monotonic() + self.retry_after
+                self._down_reason = reason
+        raise psycopg2.OperationalError(reason)
+
+
+def _host_port_pairs(params: dict[str, Any]) -> list[tuple[str, str]]:
     hosts = str(params.get("host") or "").split(",")
     ports = str(params.get("port") or "").split(",")
     if len(ports) == 1:
         ports = ports * len(hosts)
     if len(ports) != len(hosts):
         raise psycopg2.OperationalError(f"{len(hosts)} hosts but {len(ports)} ports in the database URL")
-    factory = connection_class(connect_timeout)
-    errors = []
-    for host, port in zip(hosts, ports, strict=True):
-        one = {**params, "host": host, **({"port": port} if port else {})}
-        try:
-            conn = psycopg2.connect(connection_factory=factory, **one)
-        except psycopg2.OperationalError as exc:
-            errors.append(f"{host or 'local socket'}:{port or 5432}: {str(exc).strip().splitlines()[0]}")
-            continue
-        conn.wait_timeout = query_timeout or None
-        return conn
-    raise psycopg2.OperationalError("no database host accepted the connection: " + "; ".join(errors))
+    return list(zip(hosts, ports, strict=True))
+
+
+def connect(params: dict[str, Any], connect_timeout: float, query_timeout: float) -> Any:
+    """One connection, as a :class:`Connector` with no memory of earlier attempts makes it."""
+    return Connector(connect_timeout, query_timeout)(params)

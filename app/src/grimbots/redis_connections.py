@@ -7,15 +7,29 @@
   Without one, a frozen queue primary hung requests and workers for as long as it was frozen.
 
 Clients are built lazily, once per process; redis-py pools notice a fork and start afresh in the child.
+
+In an ``interactive`` process (the web app) the queue fails fast: once a command or a connection to
+it failed (a frozen primary times out), new commands fail at once for ``redis_queue_retry_after``
+seconds, then the next one tries again (after a Sentinel failover it finds the new primary). While the
+queue is down a request answers 503 at once instead of holding a server thread for the socket timeout
+(threads held that long queue every other request behind them). The cluster client (cache) retries a
+failed command once instead of redis-py's ten times. Workers and commands keep redis-py's behaviour.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from .settings import Settings
 
@@ -24,8 +38,9 @@ CACHE_SOCKET_TIMEOUT = 2.0
 
 
 class RedisConnections:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, interactive: bool = False) -> None:
         self._settings = settings
+        self._interactive = interactive
         self._cache: Redis | RedisCluster | None = None
         self._queue: Redis | None = None
 
@@ -55,6 +70,8 @@ class RedisConnections:
             "decode_responses": True,
         }
         if s.redis_cache_cluster_nodes:
+            if self._interactive:
+                common["retry"] = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), 1)
             return RedisCluster(
                 startup_nodes=[ClusterNode(host, port) for host, port in s.redis_cache_cluster_nodes],
                 username=s.redis_username or None,
@@ -74,6 +91,10 @@ class RedisConnections:
             "health_check_interval": HEALTH_CHECK_INTERVAL,
             "max_connections": s.redis_queue_pool_size,
         }
+        if self._interactive and s.redis_queue_retry_after > 0:
+            outage = Outage(s.redis_queue_retry_after)
+            base = SentinelManagedConnection if s.redis_queue_sentinels else Connection
+            common["connection_class"] = type("FailFastConnection", (FailFast, base), {"outage": outage})
         if s.redis_queue_sentinels:
             sentinel = Sentinel(
                 list(s.redis_queue_sentinels),
@@ -109,3 +130,69 @@ def _pools(client: Redis | RedisCluster) -> list[Any]:
     if isinstance(client, RedisCluster):
         return [node.redis_connection.connection_pool for node in client.get_nodes() if node.redis_connection]
     return [client.connection_pool]
+
+
+class Outage:
+    """What the connections of one client share: whether the server failed lately."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self._lock = threading.Lock()
+        self._until = 0.0
+        self._reason = ""
+
+    def check(self) -> None:
+        """Raise at once while an outage holds."""
+        with self._lock:
+            left = self._until - time.monotonic()
+            reason = self._reason
+        if left > 0:
+            raise RedisConnectionError(f"{reason} (next attempt in {left:.1f} s)")
+
+    def trip(self, exc: Exception) -> None:
+        with self._lock:
+            self._until = time.monotonic() + self.hold
+            self._reason = f"queue Redis unavailable: {type(exc).__name__}: {exc}"
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until = 0.0
+
+
+class FailFast:
+    """Mixed into a redis-py connection class: a connection or read error trips the client's
+    :class:`Outage`; while it holds, connections neither connect nor send (a pooled connection to a
+    frozen server would wait the socket timeout)."""
+
+    outage: Outage
+
+    def connect(self) -> None:
+        fresh = getattr(self, "_sock", None) is None
+        if fresh:
+            self.outage.check()
+        try:
+            super().connect()  # type: ignore[misc]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.outage.trip(exc)
+            raise
+        if fresh:
+            self.outage.clear()
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.outage.check()
+        except RedisConnectionError:
+            self.disconnect()  # type: ignore[attr-defined]
+            raise
+        try:
+            super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.outage.trip(exc)
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.outage.trip(exc)
+            raise

@@ -111,11 +111,12 @@ class Services:
         self.engine.dispose()
 
 
-def build(settings: Settings) -> Services:
+def build(settings: Settings, *, interactive: bool = False) -> Services:
+    """The services of one process; ``interactive`` for the web app (bounded Redis retries)."""
     return Services(
         settings=settings,
         engine=make_engine(settings),
-        redis=RedisConnections(settings),
+        redis=RedisConnections(settings, interactive=interactive),
         outbound=OutboundClient(settings),
     )
 

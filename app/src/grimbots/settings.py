@@ -55,6 +55,9 @@ class Settings:
     db_connect_timeout: float = 2.0
     db_query_timeout: float = 5.0
     db_pool_timeout: float = 10.0
+    # After no database host accepted a connection, new connections in the process fail at once for
+    # this long (seconds; 0: every one tries), so that an outage answers 503 fast.
+    db_retry_after: float = 1.0
     # TCP keepalive idle time (seconds); a host that stops answering is dropped within about twice this.
     db_keepalive_seconds: int = 10
     # Redis, role "cache": locks, tracking, rate limits. A standalone URL or a Redis Cluster node list.
@@ -68,6 +71,9 @@ class Settings:
     redis_queue_pool_size: int = 30
     # Seconds a queue command may wait for an answer (0: forever); more than a worker's blocking pop.
     redis_queue_socket_timeout: float = 5.0
+    # Web app: after a command or connection to the queue Redis failed, queue commands fail at once for
+    # this long (seconds; 0: every one tries), so that an outage answers 503 fast.
+    redis_queue_retry_after: float = 1.0
     # ACL user and password for the cluster nodes and the Sentinel-managed queue primary (a standalone
     # URL carries its own credentials). An empty user is Redis's ``default`` user.
     redis_username: str = ""

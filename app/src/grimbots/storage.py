@@ -129,8 +129,10 @@ def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
 
     PostgreSQL: every wait is bounded (``grimbots.pg_timeouts``): ``db_connect_timeout`` per host while
     connecting, ``db_query_timeout`` per wait on a query (also the server's ``statement_timeout``), TCP
-    keepalives for a host that dies. ``admin`` engines (schema migrations, the SQLite copy, the audit)
-    keep the connection bounds but let a statement run as long as it needs.
+    keepalives for a host that dies; a host that timed out is tried last for a while, and after no host
+    accepted new connections fail at once for ``db_retry_after`` seconds. ``admin`` engines (schema
+    migrations, the SQLite copy, the audit) keep the connection bounds but let a statement run as long
+    as it needs.
     """
     if settings.is_sqlite:
         engine = create_engine(settings.database_url, connect_args={"timeout": 30})
@@ -160,10 +162,11 @@ def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
         connect_args=connect_args,
     )
     pg_timeouts.install()
+    connector = pg_timeouts.Connector(settings.db_connect_timeout, query_timeout, settings.db_retry_after)
 
     @event.listens_for(engine, "do_connect")
     def _bounded_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
-        return pg_timeouts.connect(cparams, settings.db_connect_timeout, query_timeout)
+        return connector(cparams)
 
     return engine
 

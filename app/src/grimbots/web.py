@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = Flask("grimbots")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["grimbots"] = services or build(settings)
+    app.extensions["grimbots"] = services or build(settings, interactive=True)
     app.register_blueprint(blueprint)
     _register_operational_routes(app)
     _register_errors(app)
