@@ -6,6 +6,7 @@ The servers here are the module's own, so freezing them disturbs no other test.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from redis.exceptions import RedisError
 from sqlalchemy import create_engine, select, text
 
@@ -297,3 +299,40 @@ def test_while_the_queue_redis_is_down_the_web_app_fails_fast(own_servers, stub)
     finally:
         web.close()
         worker.close()
+
+
+def test_a_connection_the_queue_redis_closed_fails_only_its_own_command(own_servers, stub):
+    """A server that closes connections (a restart, a Sentinel reconfiguration) is up: the next command
+    reconnects at once instead of failing fast."""
+    settings = own_settings(own_servers, stub, redis_queue_retry_after=30.0)
+    web = build(settings, interactive=True)
+    admin = redis.Redis(host=servers.HOST, port=own_servers["redis_port"])
+    try:
+        assert web.redis.queue.ping()
+        admin.client_kill_filter(_type="normal", skipme=True)
+        with contextlib.suppress(RedisError):
+            web.redis.queue.ping()  # the closed connection: may fail
+        assert web.redis.queue.ping()
+    finally:
+        admin.close()
+        web.close()
+
+
+def test_a_pooled_connection_to_a_frozen_server_is_dropped_within_the_connect_timeout(own_servers, stub):
+    """The pool's pre-ping is bounded by db_connect_timeout, not the query timeout: a request that
+    finds the server frozen answers within ping + reconnect, well before a query would time out."""
+    settings = own_settings(
+        own_servers, stub, database_url=own_servers["new_database"](), db_query_timeout=4.0
+    )
+    seed_bots(settings)
+    built = build(settings, interactive=True)
+    client = create_app(services=built).test_client()
+    try:
+        with built.engine.connect() as conn:  # a pooled connection to the server that freezes
+            conn.execute(text("SELECT 1"))
+        with servers.frozen(own_servers["pg_pid"]):
+            response, elapsed = timed(lambda: client.get("/health"))
+        assert response.status_code == 503
+        assert elapsed < CONNECT_TIMEOUT * 2 + 1.0 < settings.db_query_timeout, f"{elapsed:.1f} s"
+    finally:
+        built.close()

@@ -8,12 +8,13 @@
 
 Clients are built lazily, once per process; redis-py pools notice a fork and start afresh in the child.
 
-In an ``interactive`` process (the web app) the queue fails fast: once a command or a connection to
-it failed (a frozen primary times out), new commands fail at once for ``redis_queue_retry_after``
-seconds, then the next one tries again (after a Sentinel failover it finds the new primary). While the
-queue is down a request answers 503 at once instead of holding a server thread for the socket timeout
-(threads held that long queue every other request behind them). The cluster client (cache) retries a
-failed command once instead of redis-py's ten times. Workers and commands keep redis-py's behaviour.
+In an ``interactive`` process (the web app) the queue fails fast: its commands wait at most 2 s (no
+blocking pops there), and once a command timed out or a connection failed (a frozen primary), new
+commands fail at once for ``redis_queue_retry_after`` seconds, then the next one tries again (after a
+Sentinel failover it finds the new primary). While the queue is down a request answers 503 at once
+instead of holding a server thread for the socket timeout (threads held that long queue every other
+request behind them). The cluster client (cache) retries a failed command once instead of redis-py's
+ten times. Workers and commands keep redis-py's behaviour.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class RedisConnections:
             "health_check_interval": HEALTH_CHECK_INTERVAL,
             "max_connections": s.redis_queue_pool_size,
         }
+        if self._interactive:
+            # No blocking pops here (those are the workers'): a command waits at most the cache's bound.
+            common["socket_timeout"] = min(
+                s.redis_queue_socket_timeout or CACHE_SOCKET_TIMEOUT, CACHE_SOCKET_TIMEOUT
+            )
         if self._interactive and s.redis_queue_retry_after > 0:
             outage = Outage(s.redis_queue_retry_after)
             base = SentinelManagedConnection if s.redis_queue_sentinels else Connection
@@ -160,9 +166,10 @@ class Outage:
 
 
 class FailFast:
-    """Mixed into a redis-py connection class: a connection or read error trips the client's
-    :class:`Outage`; while it holds, connections neither connect nor send (a pooled connection to a
-    frozen server would wait the socket timeout)."""
+    """Mixed into a redis-py connection class: a failed connection or a command that timed out trips the
+    client's :class:`Outage`; while it holds, connections neither connect nor send (a pooled connection
+    to a frozen server would wait the socket timeout). A connection the server closed (a restart, a
+    Sentinel reconfiguration) fails only its own command."""
 
     outage: Outage
 
@@ -186,13 +193,13 @@ class FailFast:
             raise
         try:
             super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except RedisTimeoutError as exc:
             self.outage.trip(exc)
             raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)  # type: ignore[misc]
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except RedisTimeoutError as exc:
             self.outage.trip(exc)
             raise

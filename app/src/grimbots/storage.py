@@ -129,8 +129,9 @@ def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
 
     PostgreSQL: every wait is bounded (``grimbots.pg_timeouts``): ``db_connect_timeout`` per host while
     connecting, ``db_query_timeout`` per wait on a query (also the server's ``statement_timeout``), TCP
-    keepalives for a host that dies; a host that timed out is tried last for a while, and after no host
-    accepted new connections fail at once for ``db_retry_after`` seconds. ``admin`` engines (schema
+    keepalives for a host that dies; the pool's pre-ping within ``db_connect_timeout``; a host that timed
+    out is tried last for a while, and after no host accepted new connections fail at once for
+    ``db_retry_after`` seconds. ``admin`` engines (schema
     migrations, the SQLite copy, the audit) keep the connection bounds but let a statement run as long
     as it needs.
     """
@@ -163,12 +164,31 @@ def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
     )
     pg_timeouts.install()
     connector = pg_timeouts.Connector(settings.db_connect_timeout, query_timeout, settings.db_retry_after)
+    _bound_pre_ping(engine, settings.db_connect_timeout)
 
     @event.listens_for(engine, "do_connect")
     def _bounded_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
         return connector(cparams)
 
     return engine
+
+
+def _bound_pre_ping(engine: Engine, timeout: float) -> None:
+    """The pool's pre-ping (a round trip on every checkout of a pooled connection) waits at most
+    ``timeout``, not the query timeout: a ping that slow means the server is gone or frozen, and a
+    request should not hold a server thread that long to find out. A failed ping makes the pool drop
+    every connection it holds (SQLAlchemy) and connect afresh."""
+    ping = engine.dialect.do_ping
+
+    def bounded_ping(dbapi_connection: Any) -> bool:
+        saved = getattr(dbapi_connection, "wait_timeout", None)
+        dbapi_connection.wait_timeout = timeout
+        try:
+            return ping(dbapi_connection)
+        finally:
+            dbapi_connection.wait_timeout = saved
+
+    engine.dialect.do_ping = bounded_ping  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
