@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select, text
 
 from grimbots import migrate
 from grimbots import services as services_module
+from grimbots.redis_connections import RedisConnections
 from grimbots.services import Services, build
 from grimbots.settings import Settings
 from grimbots.storage import make_engine, payments
@@ -336,3 +337,19 @@ def test_a_pooled_connection_to_a_frozen_server_is_dropped_within_the_connect_ti
         assert elapsed < CONNECT_TIMEOUT * 2 + 1.0 < settings.db_query_timeout, f"{elapsed:.1f} s"
     finally:
         built.close()
+
+
+def test_a_sentinel_that_does_not_answer_is_skipped_within_its_timeout(redis_sentinel, silent_listener):
+    """The first Sentinel of the list frozen (a paused host): finding the queue primary asks the next one
+    after the Sentinel timeout (2 s), instead of retrying the frozen one ten times."""
+    settings = Settings(
+        redis_queue_sentinels=((servers.HOST, silent_listener), *redis_sentinel["sentinels"]),
+        redis_queue_sentinel_service=redis_sentinel["service"],
+    )
+    for interactive in (True, False):
+        connections = RedisConnections(settings, interactive=interactive)
+        try:
+            answer, elapsed = timed(connections.queue.ping)
+            assert answer is True and elapsed < 4.0, (interactive, elapsed)
+        finally:
+            connections.close()

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from redis import Redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -108,6 +108,10 @@ class RedisConnections:
                     "password": s.redis_sentinel_password or None,
                     "socket_timeout": 2,
                     "socket_connect_timeout": 2,
+                    # A Sentinel that does not answer is skipped for the next one; redis-py's default
+                    # (10 retries, each up to the timeout) held a discovery 13-20 s on a frozen or dead
+                    # Sentinel host.
+                    "retry": Retry(NoBackoff(), 0),
                 },
                 username=s.redis_username or None,
                 password=s.redis_password or None,
