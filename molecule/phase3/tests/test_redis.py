@@ -2,27 +2,15 @@
 Redis watched by a Sentinel quorum, and no instance that lets a client in without a password."""
 
 import pytest
-from conftest import CLUSTER_PORTS, QUEUE_PORT, REDIS, SENTINEL_PORT, SENTINEL_SERVICE, redis_cli
-
-
-def cluster_nodes(hosts, lab_vars) -> list[dict]:
-    out = redis_cli(
-        hosts[REDIS[0]], CLUSTER_PORTS[0], "cluster", "nodes", password=lab_vars["vault_redis_password"]
-    )
-    assert out.rc == 0, out.stderr
-    nodes = []
-    for line in out.stdout.strip().splitlines():
-        fields = line.split()
-        nodes.append(
-            {
-                "id": fields[0],
-                "ip": fields[1].split("@")[0].rsplit(":", 1)[0],
-                "flags": fields[2].split(","),
-                "master": fields[3],
-                "state": fields[7],
-            }
-        )
-    return nodes
+from conftest import (
+    CLUSTER_PORTS,
+    QUEUE_PORT,
+    REDIS,
+    SENTINEL_PORT,
+    SENTINEL_SERVICE,
+    cluster_nodes,
+    redis_cli,
+)
 
 
 def test_every_slot_is_covered_and_the_cluster_has_three_primaries_and_three_replicas(hosts, lab_vars):

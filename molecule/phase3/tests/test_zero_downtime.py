@@ -2,17 +2,13 @@
 and a hard stop of one app server's gunicorn cost no client request, and duplicate nothing."""
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import APPS, FIGURES, LB, SCENARIO, sql_through_lb, wait_until
+from conftest import APPS, FIGURES, LB, SCENARIO, LocustRun, sql_through_lb, wait_until
 from playbook_runs import run_playbook
 
 ROOT = SCENARIO.parents[1]
@@ -42,60 +38,15 @@ def new_app_version(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def load(addresses, lab_vars, tmp_path_factory):
-    """Locust through HAProxy (HTTPS) in the background; yields a function that stops it and returns
-    its summary."""
-    results = tmp_path_factory.mktemp("locust")
-    summary = results / "summary.json"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "--config",
-        str(ROOT / "loadtest" / "locust.conf"),
-        "-f",
-        str(ROOT / "loadtest" / "locustfile.py"),
-        "--host",
-        f"https://{addresses[LB]}",
-        "--allow-any-host",
-        # HAProxy keeps /health to the lab network; this scenario's network is another.
-        "--health-weight",
-        "0",
-        "-u",
-        str(USERS),
-        "-r",
-        "5",
-        "-t",
-        f"{LOCUST_MAX_SECONDS}s",
-        "--gate",
-        "none",
-        "--stage",
-        "phase3-drills",
-        "--summary-json",
-        str(summary),
-        "--csv",
-        str(results / "drills"),
-    ]
-    env = dict(
-        os.environ,
-        GRIMBOTS_GATEWAY_SECRET=lab_vars["vault_app_gateway_secrets"]["stubpay"],
-        GRIMBOTS_TELEGRAM_WEBHOOK_SECRET=lab_vars["vault_app_telegram_webhook_secret"],
+    """Locust through HAProxy in the background; yields a function that stops it and returns its
+    summary."""
+    run = LocustRun(
+        addresses[LB], lab_vars, tmp_path_factory.mktemp("locust"), "phase3-drills", USERS, LOCUST_MAX_SECONDS
     )
-    log = (results / "locust.log").open("w")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    started = time.monotonic()
-
-    def stop() -> dict:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
-        assert summary.exists(), (results / "locust.log").read_text()[-3000:]
-        return {**json.loads(summary.read_text()), "seconds": round(time.monotonic() - started)}
-
     time.sleep(20)  # users spawned and the pending payments of each opened
-    assert proc.poll() is None, (results / "locust.log").read_text()[-3000:]
-    yield stop
-    if proc.poll() is None:
-        proc.kill()
+    run.running()
+    yield run.stop
+    run.kill()
 
 
 def test_rolling_deploy_and_a_dead_app_server_cost_no_request(hosts, new_app_version, load):
