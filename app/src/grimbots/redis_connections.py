@@ -109,7 +109,7 @@ class RedisConnections:
                     "socket_timeout": 2,
                     "socket_connect_timeout": 2,
                     # A Sentinel that does not answer is skipped for the next one; redis-py's default
-                    # (10 retries, each up to the timeout) held a discovery 13-20 s on a frozen or dead
+                    # (10 retries, each up to the timeout) held a discovery 13-26 s on a frozen or dead
                     # Sentinel host.
                     "retry": Retry(NoBackoff(), 0),
                 },

@@ -131,9 +131,8 @@ def make_engine(settings: Settings, *, admin: bool = False) -> Engine:
     connecting, ``db_query_timeout`` per wait on a query (also the server's ``statement_timeout``), TCP
     keepalives for a host that dies; the pool's pre-ping within ``db_connect_timeout``; a host that timed
     out is tried last for a while, and after no host accepted new connections fail at once for
-    ``db_retry_after`` seconds. ``admin`` engines (schema
-    migrations, the SQLite copy, the audit) keep the connection bounds but let a statement run as long
-    as it needs.
+    ``db_retry_after`` seconds. ``admin`` engines (schema migrations, the SQLite copy, the audit) keep
+    the connection bounds but let a statement run as long as it needs.
     """
     if settings.is_sqlite:
         engine = create_engine(settings.database_url, connect_args={"timeout": 30})
