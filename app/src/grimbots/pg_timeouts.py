@@ -145,8 +145,3 @@ def _host_port_pairs(params: dict[str, Any]) -> list[tuple[str, str]]:
     if len(ports) != len(hosts):
         raise psycopg2.OperationalError(f"{len(hosts)} hosts but {len(ports)} ports in the database URL")
     return list(zip(hosts, ports, strict=True))
-
-
-def connect(params: dict[str, Any], connect_timeout: float, query_timeout: float) -> Any:
-    """One connection, as a :class:`Connector` with no memory of earlier attempts makes it."""
-    return Connector(connect_timeout, query_timeout)(params)
