@@ -11,20 +11,22 @@ VENV         ?= .venv
 BIN          := $(CURDIR)/$(VENV)/bin
 PYTHON       ?= python3
 INVENTORY    ?= inventories/lab
-# Molecule scenarios run by `make test`, on Debian 13; the ones in
-# SCENARIOS_DEBIAN12 run on Debian 12 as well. `site` is the whole topology
-# (10 hosts) deployed by site.yml, converged again, verified; it runs first
-# so that a failure of the end state shows early. Not in the list, each runnable
-# with `make test-scenario S=<name>`: phase2 (green, 29 min: over the time
-# budget; its PostgreSQL tier and the verify cases on it run in `patroni`,
-# about 7 min on each distro), etcd (one run on Debian
-# 13 lost 2 writes of 416 on an overloaded machine), haproxy (green on its
-# own, 16 min: over the time budget of the whole run), phase3 (10
-# containers, phases 1 -> 2 -> 3 and the failure drills: about 57 min on its
-# own before Mitogen; under Mitogen its prepare, converge and idempotence took
-# 14 min, its 27 tests about 28 more: with it the run passes 90 min, docs/lab.md).
-SCENARIOS    ?= site common redis redis_ha phase1 patroni
-SCENARIOS_DEBIAN12 ?= redis phase1 patroni
+# Molecule scenarios run by `make test`: the ones in SCENARIOS on Debian 13,
+# those in SCENARIOS_DEBIAN12 on Debian 12. The whole topology runs twice:
+# `phase3` (10 hosts) is the upgrade path 1 -> 2 -> 3 with data written and
+# checked at each step, --check --diff, the phase guard, site.yml over the
+# upgraded deployment with nothing changed, a rolling deploy under load and
+# the failure drills; `site` (10 hosts, on Debian 12: Debian 12 coverage of
+# every role) is site.yml on a fresh inventory straight to the end state,
+# then verify, verify naming stopped parts, redis_rebalance.yml, roles/redis's
+# preflight. The small scenarios first, so that a broken role shows early.
+# Not in the list, each runnable with `make test-scenario S=<name>`: redis_ha
+# and patroni (their tiers, their preflight and verify cases run in `site`;
+# redis_ha's Redis drills and rolling restart, patroni's phase-2 guard only
+# there), phase2 (29 min; its tier runs in phase3's prepare), etcd, haproxy
+# (16 min). docs/lab.md has the time of each.
+SCENARIOS    ?= common redis phase1 phase3
+SCENARIOS_DEBIAN12 ?= redis site
 # Scenario and distro for `make test-scenario S=<name> [DISTRO=debian12]`.
 S            ?= common
 DISTRO       ?= debian13

@@ -4,7 +4,7 @@ and the app's row counts.
 
 A scenario's tests/conftest.py imports it after putting molecule/shared on sys.path:
 
-    from scenario_facts import FigureLog, address, app_db_counts, redis_cli, scenario_vars
+    from scenario_facts import FigureLog, address, app_db_counts, redis_cli, scenario_vars, secret_values
 """
 
 import json
@@ -30,6 +30,25 @@ def lab_group_vars(group_vars: Path) -> dict:
     for path in sorted((group_vars / "lab").glob("*.yml")):
         merged.update(yaml.safe_load(path.read_text()) or {})
     return merged
+
+
+def secret_values(variables: dict) -> list[str]:
+    """Every value of the vault_* variables (nested ones too) long enough to be told apart in a run's
+    output: what no output may contain."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif len(str(value)) >= 8:
+            found.append(str(value))
+
+    walk({name: value for name, value in variables.items() if name.startswith("vault_")})
+    return found
 
 
 def address(host) -> str:

@@ -4,12 +4,7 @@ deployment runs to the end, changes nothing and prints no secret."""
 import re
 
 from playbook_runs import ROOT, run_playbook
-
-
-def secret_values(lab_vars: dict) -> list[str]:
-    values = [value for name, value in lab_vars.items() if name.startswith("vault_")]
-    flat = [v for value in values for v in (value.values() if isinstance(value, dict) else [value])]
-    return [str(v) for v in flat if len(str(v)) >= 8]
+from scenario_facts import secret_values
 
 
 def test_check_diff_on_the_converged_deployment_reports_no_change(lab_vars):

@@ -4,7 +4,7 @@ deployment refuse before anything changes, naming phase 3; site.yml converges it
 
 import pytest
 from playbook_runs import ROOT, assert_phase_playbook_refuses, recap, run_playbook
-from test_check_mode import secret_values
+from scenario_facts import secret_values
 
 
 @pytest.mark.parametrize("phase", [1, 2])

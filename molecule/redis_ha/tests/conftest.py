@@ -204,3 +204,19 @@ def cluster_client(addresses, app_password):
     )
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_hosts() -> list[str]:
+    """The redis hosts, for molecule/shared/redis_preflight.py's tests."""
+    return HOSTS
+
+
+@pytest.fixture(scope="session")
+def redis_admin_password(admin_password) -> str:
+    return admin_password
+
+
+@pytest.fixture(scope="session")
+def redis_secrets(admin_password, app_password, sentinel_password) -> list[str]:
+    return [admin_password, app_password, sentinel_password]

@@ -10,7 +10,7 @@ import testinfra
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 from podman_host import host  # noqa: F401
-from scenario_facts import address, scenario_vars
+from scenario_facts import address, scenario_vars, secret_values
 
 LB = "site-lb1"
 APPS = ["site-app1", "site-app2", "site-app3"]
@@ -32,3 +32,19 @@ def hosts() -> dict:
 @pytest.fixture(scope="session")
 def addresses(hosts) -> dict:
     return {name: address(h) for name, h in hosts.items()}
+
+
+@pytest.fixture(scope="session")
+def redis_hosts() -> list[str]:
+    """The redis hosts, for molecule/shared/redis_preflight.py's tests."""
+    return REDIS
+
+
+@pytest.fixture(scope="session")
+def redis_admin_password(lab_vars) -> str:
+    return lab_vars["vault_redis_password"]
+
+
+@pytest.fixture(scope="session")
+def redis_secrets(lab_vars) -> list[str]:
+    return secret_values(lab_vars)

@@ -15,24 +15,11 @@ import shlex
 import pytest
 from conftest import APPS, LB, PGS, REDIS
 from playbook_runs import assert_phase_playbook_refuses, run_verify, verify_rows
+from scenario_facts import secret_values
 
 FACT = "/etc/ansible/facts.d/grimbots.fact"
 TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ENV_FILE = "/etc/grimbots/grimbots.env"
-
-
-def secrets(lab_vars) -> list[str]:
-    found = []
-
-    def walk(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, str) and len(value) >= 8:
-            found.append(value)
-
-    walk({name: value for name, value in lab_vars.items() if name.startswith("vault_")})
-    return found
 
 
 def app_env(host) -> dict:
@@ -72,7 +59,7 @@ def test_verify_passes_on_every_tier(lab_vars, tmp_path):
     report = tmp_path / "report.json"
     result, output = run_verify(report)
     assert result.returncode == 0, output[-5000:]
-    assert not any(secret in output for secret in secrets(lab_vars)), "a secret leaked into the output"
+    assert not any(secret in output for secret in secret_values(lab_vars)), "a secret leaked into the output"
     document = json.loads(report.read_text())
     assert document["result"] == "ok", document["summary"]
     tiers = verify_rows(report, key="tier")
