@@ -18,8 +18,9 @@ INVENTORY    ?= inventories/lab
 # upgraded deployment with nothing changed, a rolling deploy under load and
 # the failure drills; `site` (10 hosts, on Debian 12: Debian 12 coverage of
 # every role) is site.yml on a fresh inventory straight to the end state,
-# then verify, verify naming stopped parts, redis_rebalance.yml, roles/redis's
-# preflight. The small scenarios first, so that a broken role shows early.
+# then verify, verify naming stopped parts, redis_rebalance.yml,
+# app_server_remove.yml under writes, roles/redis's preflight. The small
+# scenarios first, so that a broken role shows early.
 # Not in the list, each runnable with `make test-scenario S=<name>`: redis_ha
 # and patroni (their tiers, their preflight and verify cases run in `site`;
 # redis_ha's Redis drills and rolling restart, patroni's phase-2 guard only
