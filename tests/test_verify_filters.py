@@ -175,3 +175,133 @@ def test_flapping_is_many_restarts_and_a_short_uptime():
     }
     # Up briefly, but not more restarts than allowed.
     assert vp.unit_verdict(dict(unit, NRestarts="3"), 1030, 3, 600)["result"] == "ok"
+
+
+def command(stdout="", stderr="", rc=0, msg=None):
+    """A command result as Ansible registers it."""
+    result = {"stdout": stdout, "stdout_lines": stdout.splitlines(), "stderr": stderr, "rc": rc}
+    return dict(result, msg=msg) if msg else result
+
+
+def ping_row(stdout, **kwargs):
+    return vp.redis_ping_row(command(stdout, **kwargs), redis.redis_info(stdout), 6379)
+
+
+def test_redis_ping_row_primary_replica_and_faults():
+    primary = ping_row("PONG\n# Replication\nrole:master\nconnected_slaves:2\n")
+    assert primary == {
+        "tier": "redis",
+        "check": "redis :6379 PING",
+        "result": "ok",
+        "detail": "PONG, primary with 2 replicas",
+    }
+    replica = "PONG\nrole:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:{}\n"
+    assert ping_row(replica.format("up"))["detail"] == "PONG, replica of 10.0.0.1:6379, link up"
+    assert ping_row(replica.format("up"))["result"] == "ok"
+    assert ping_row(replica.format("down"))["result"] == "FAIL"
+    refused = ping_row("", stderr="Could not connect to Redis at 127.0.0.1:6379: Connection refused", rc=1)
+    assert refused["result"] == "FAIL"
+    assert refused["detail"] == "no PONG: Could not connect to Redis at 127.0.0.1:6379: Connection refused"
+    assert ping_row("NOAUTH Authentication required.")["detail"] == "no PONG: NOAUTH Authentication required."
+    assert ping_row("PONG\n") == {
+        "tier": "redis",
+        "check": "redis :6379 PING",
+        "result": "FAIL",
+        "detail": "PONG, but INFO replication did not answer",
+    }
+
+
+def test_answer_text_joins_and_cuts():
+    assert vp.answer_text(None) == ""
+    assert vp.answer_text({"stdout": "a\nb", "stderr": " c ", "msg": "non-zero return code"}) == (
+        "a b c non-zero return code"
+    )
+    long = vp.answer_text({"stderr": "x" * 500}, limit=50)
+    assert len(long) == 50 and long.endswith("...")
+
+
+def cluster_rows(outputs, ports=(7000, 7001)):
+    results = [command(out) for out in outputs]
+    infos = [redis.redis_info(out) for out in outputs]
+    views = [redis.redis_cluster_nodes(out.splitlines()) for out in outputs]
+    return vp.cluster_rows(results, list(ports), infos, views, 16384, "no instance here")
+
+
+def test_cluster_rows_healthy():
+    # The same cluster seen from the replica on :7001.
+    other = CLUSTER.replace("myself,master", "master").replace(
+        "fff 10.0.0.1:7001@17001 slave", "fff 10.0.0.1:7001@17001 myself,slave"
+    )
+    rows = cluster_rows([CLUSTER, other])
+    assert [(row["check"], row["result"]) for row in rows] == [
+        ("redis cluster :7000", "ok"),
+        ("redis cluster :7001", "ok"),
+        ("redis cluster nodes", "ok"),
+    ]
+    assert rows[0]["detail"] == "cluster_state:ok, 16384/16384 slots assigned, primary, 6 nodes known"
+    assert rows[1]["detail"].endswith(", replica, 6 nodes known")
+    assert rows[2]["detail"] == (
+        "3 primaries, 3 replicas, seen from :7000, every replica on another host than its primary"
+    )
+
+
+def test_cluster_rows_name_each_fault():
+    # No local instance at all: one row saying why one was expected.
+    assert vp.cluster_rows([], [], [], [], 16384, "this host is in the redis group, but no conf") == [
+        {
+            "tier": "redis",
+            "check": "redis cluster",
+            "result": "FAIL",
+            "detail": "this host is in the redis group, but no conf",
+        }
+    ]
+    down = "cluster_state:fail\ncluster_slots_assigned:10923\n" + CLUSTER.split("\n", 3)[3].replace(
+        "bbb 10.0.0.2:7000@17000 master", "bbb 10.0.0.2:7000@17000 master,fail"
+    )
+    rows = cluster_rows([down, ""], ports=(7000, 7001))
+    assert rows[0]["result"] == "FAIL"
+    assert rows[0]["detail"].startswith("cluster_state:fail, 10923/16384 slots assigned, primary")
+    assert rows[1] == {
+        "tier": "redis",
+        "check": "redis cluster :7001",
+        "result": "FAIL",
+        "detail": "no answer: ",
+    }
+    assert rows[2]["result"] == "FAIL"
+    assert rows[2]["detail"].startswith("10.0.0.2:7000 unreachable (master,fail, connected); 3 primaries")
+    # The first instance gave no CLUSTER NODES answer: the shape cannot be judged.
+    rows = cluster_rows(["cluster_state:ok\ncluster_slots_assigned:16384\n"], ports=(7000,))
+    assert rows[-1] == {
+        "tier": "redis",
+        "check": "redis cluster nodes",
+        "result": "FAIL",
+        "detail": "no CLUSTER NODES answer from :7000",
+    }
+
+
+def test_sentinel_primary_and_row():
+    lookup = command("10.0.0.1\n6379\n")
+    assert vp.sentinel_primary(lookup) == "10.0.0.1:6379"
+    assert vp.sentinel_primary(command("", rc=1)) == ""
+    assert vp.sentinel_primary(command("ERR No such master with that name")) == ""
+    ok = command("OK 3 usable Sentinels. Quorum and failover authorization can be reached")
+    peers = {"redis2": "10.0.0.1:6379", "redis3": ""}
+    assert vp.sentinel_row("10.0.0.1:6379", lookup, ok, peers, "grimbots-queue") == {
+        "tier": "redis",
+        "check": "sentinel grimbots-queue",
+        "result": "ok",
+        "detail": "primary 10.0.0.1:6379, named by 2 Sentinels, CKQUORUM OK",
+    }
+    split = vp.sentinel_row("10.0.0.1:6379", lookup, ok, {"redis2": "10.0.0.2:6379"}, "grimbots-queue")
+    assert split["result"] == "FAIL"
+    assert (
+        split["detail"]
+        == "redis2's Sentinel names 10.0.0.2:6379; primary 10.0.0.1:6379, named by 1 Sentinels"
+    )
+    no_quorum = command("NOQUORUM 1 usable Sentinels. Not enough available Sentinels to reach the majority")
+    lost = vp.sentinel_row("", command("", stderr="Connection refused", rc=1), no_quorum, {}, "q")
+    assert lost["result"] == "FAIL"
+    assert lost["detail"] == (
+        "names no primary for q: Connection refused; CKQUORUM: NOQUORUM 1 usable Sentinels. Not enough "
+        "available Sentinels to reach the majority; primary ?, named by 0 Sentinels"
+    )
