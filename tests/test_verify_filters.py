@@ -305,3 +305,192 @@ def test_sentinel_primary_and_row():
         "names no primary for q: Connection refused; CKQUORUM: NOQUORUM 1 usable Sentinels. Not enough "
         "available Sentinels to reach the majority; primary ?, named by 0 Sentinels"
     )
+
+
+def cluster_answer(*members):
+    return {"status": 200, "url": "http://10.0.0.7:8008/cluster", "json": {"members": list(members)}}
+
+
+LEADER = {"name": "pg1", "role": "leader", "state": "running"}
+REFUSED = "<urlopen error [Errno 111] Connection refused>"
+
+
+def test_patroni_row_healthy_and_each_fault():
+    replicas = [
+        {"name": "pg2", "role": "replica", "state": "streaming", "lag": 0},
+        {"name": "pg3", "role": "sync_standby", "state": "streaming", "lag": 120},
+    ]
+    hosts = ["pg1", "pg2", "pg3"]
+    assert vp.patroni_row(cluster_answer(LEADER, *replicas), hosts, 1048576) == {
+        "tier": "postgres",
+        "check": "patroni cluster (GET /cluster)",
+        "result": "ok",
+        "detail": "pg1 leader running, pg2 streaming lag 0 B, pg3 streaming lag 120 B",
+    }
+    lagging = dict(replicas[1], lag=2000000)
+    stopped = {"name": "pg2", "role": "replica", "state": "stopped"}
+    row = vp.patroni_row(cluster_answer(LEADER, stopped, lagging), hosts, 1048576)
+    assert row["result"] == "FAIL"
+    assert row["detail"] == (
+        "pg2 is stopped, not streaming; pg3 lags 2000000 B (limit 1048576 B): "
+        "pg1 leader running, pg2 stopped lag unknown, pg3 streaming lag 2000000 B"
+    )
+    no_leader = vp.patroni_row(cluster_answer(*replicas), hosts, 1048576)
+    assert no_leader["detail"].startswith(
+        "0 leaders (), expected 1; 2 members for 3 postgres hosts, missing pg1: "
+    )
+    refused = {
+        "status": -1,
+        "url": "http://10.0.0.7:8008/cluster",
+        "msg": "Status code was -1 and not [200]: Request failed: " + REFUSED,
+    }
+    assert vp.patroni_row(refused, hosts, 1048576) == {
+        "tier": "postgres",
+        "check": "patroni cluster (GET /cluster)",
+        "result": "FAIL",
+        "detail": "no answer from http://10.0.0.7:8008/cluster: " + REFUSED,
+    }
+
+
+def test_etcd_rows_healthy_and_faults():
+    health = command("http://10.0.0.7:2379 is healthy: successfully committed proposal: took = 2.1ms")
+    listing = command('{"header": {}, "members": [{"name": "pg2"}, {"name": "pg1"}, {"name": "pg3"}]}')
+    rows = vp.etcd_rows(health, listing, ["pg1", "pg2", "pg3"], "postgres")
+    assert rows == [
+        {
+            "tier": "postgres",
+            "check": "etcd endpoint health",
+            "result": "ok",
+            "detail": "http://10.0.0.7:2379 is healthy: successfully committed proposal: took = 2.1ms",
+        },
+        {
+            "tier": "postgres",
+            "check": "etcd members",
+            "result": "ok",
+            "detail": "3 members (pg1, pg2, pg3) for the 3 hosts of group postgres",
+        },
+    ]
+    two = command('{"members": [{"name": "pg1"}, {"name": "pg2"}]}')
+    assert vp.etcd_rows(health, two, ["pg1", "pg2", "pg3"], "postgres")[1]["result"] == "FAIL"
+    unhealthy = command(
+        "",
+        stderr='{"level":"warn","msg":"retrying of unary invoker failed"}\n'
+        "http://10.0.0.7:2379 is unhealthy: failed to commit proposal: context deadline exceeded",
+        rc=1,
+    )
+    unhealthy["stderr_lines"] = unhealthy["stderr"].splitlines()
+    refused = command("", stderr="Error: context deadline exceeded", rc=1)
+    rows = vp.etcd_rows(unhealthy, refused, ["pg1", "pg2", "pg3"], "postgres")
+    assert rows[0]["result"] == "FAIL"
+    assert rows[0]["detail"] == (
+        "http://10.0.0.7:2379 is unhealthy: failed to commit proposal: context deadline exceeded"
+    )
+    assert rows[1] == {
+        "tier": "postgres",
+        "check": "etcd members",
+        "result": "FAIL",
+        "detail": "no member list: Error: context deadline exceeded",
+    }
+
+
+def health_answer(status=200, body_status="healthy", workers=None, **checks):
+    rq = {"status": "ok", "queues": {queue: {"workers": n} for queue, n in (workers or {}).items()}}
+    body = {"status": body_status, "checks": {"database": {"status": "ok"}, **checks, "rq_workers": rq}}
+    return {"status": status, "url": "http://10.0.0.5:8000/health", "json": body}
+
+
+def test_app_rows_sum_the_workers_of_every_app_host():
+    expected = [{"default": 2, "webhooks": 1}, {"default": 2, "webhooks": 1}]
+    rows = vp.app_rows(health_answer(workers={"default": 4, "webhooks": 2}), expected)
+    assert rows == [
+        {
+            "tier": "app",
+            "check": "/health",
+            "result": "ok",
+            "detail": "200 healthy (database ok, rq_workers ok)",
+        },
+        {
+            "tier": "app",
+            "check": "rq workers per queue",
+            "result": "ok",
+            "detail": "default 4/4, webhooks 2/2 (registered/expected on all app hosts)",
+        },
+    ]
+    short = vp.app_rows(health_answer(workers={"default": 4, "webhooks": 1}), expected)[1]
+    assert short["result"] == "FAIL"
+    assert short["detail"].startswith("too few workers on webhooks: default 4/4, webhooks 1/2")
+
+
+def test_app_rows_unhealthy_and_no_answer():
+    sick = health_answer(
+        503, "unhealthy", workers={"default": 2}, redis={"status": "error", "error": "timeout"}
+    )
+    rows = vp.app_rows(sick, [{"default": 2}])
+    assert rows[0] == {
+        "tier": "app",
+        "check": "/health",
+        "result": "FAIL",
+        "detail": "503 unhealthy (database ok, redis error: timeout, rq_workers ok)",
+    }
+    assert rows[1]["result"] == "ok"
+    no_counts = {
+        "status": 503,
+        "json": {"status": "unhealthy", "checks": {"rq_workers": {"error": "NOAUTH"}}},
+    }
+    assert vp.app_rows(no_counts, [{"default": 2}])[1] == {
+        "tier": "app",
+        "check": "rq workers per queue",
+        "result": "FAIL",
+        "detail": "/health reported no worker counts: NOAUTH",
+    }
+    refused = {"status": -1, "url": "http://10.0.0.5:8000/health", "msg": REFUSED}
+    rows = vp.app_rows(refused, [{"default": 2}])
+    assert rows[0]["detail"] == "no answer from http://10.0.0.5:8000/health: " + REFUSED
+    assert rows[1]["result"] == "skipped"
+
+
+STAT = """# pxname,svname,qcur,status,
+https,FRONTEND,0,OPEN,
+app,app1,0,UP,
+app,app2,0,{app2},
+app,BACKEND,0,UP,
+pg_primary,pg1,0,UP,
+pg_primary,pg2,0,DOWN,
+pg_replicas,pg1,0,DOWN,
+pg_replicas,pg2,0,UP 1/2,
+
+"""
+BACKENDS = [
+    {"name": "app", "rule": "all", "expected": ["app1", "app2"]},
+    {"name": "pg_primary", "rule": "one", "expected": []},
+    {"name": "pg_replicas", "rule": "some", "expected": []},
+]
+
+
+def test_haproxy_rows_every_rule():
+    rows = vp.haproxy_rows(command(STAT.format(app2="UP")), BACKENDS, "/run/haproxy/admin.sock")
+    assert [(row["check"], row["result"]) for row in rows] == [
+        ("haproxy backend app", "ok"),
+        ("haproxy backend pg_primary", "ok"),
+        ("haproxy backend pg_replicas", "ok"),
+    ]
+    assert rows[0]["detail"] == "app1 UP, app2 UP"
+    assert rows[2]["detail"] == "pg1 DOWN, pg2 UP 1/2"
+    bad = STAT.format(app2="MAINT").replace("pg_primary,pg2,0,DOWN", "pg_primary,pg2,0,UP")
+    bad = bad.replace("pg_replicas,pg2,0,UP 1/2", "pg_replicas,pg2,0,DOWN")
+    three = [{"name": "app", "rule": "all", "expected": ["app1", "app2", "app3"]}, *BACKENDS[1:]]
+    rows = vp.haproxy_rows(command(bad), three, "/run/haproxy/admin.sock")
+    assert [row["detail"] for row in rows] == [
+        "not every server UP, no server for app3: app1 UP, app2 MAINT",
+        "2 servers UP, expected exactly 1: pg1 UP, pg2 UP",
+        "no server UP: pg1 DOWN, pg2 DOWN",
+    ]
+    missing = vp.haproxy_rows(command(STAT.format(app2="UP")), [{"name": "web", "rule": "all"}], "/s")
+    assert missing[0]["detail"] == "no backend web or no server in it"
+    refused = command("", stderr="ConnectionRefusedError: [Errno 111] Connection refused", rc=1)
+    rows = vp.haproxy_rows(refused, BACKENDS, "/run/haproxy/admin.sock")
+    assert {row["result"] for row in rows} == {"FAIL"}
+    assert rows[0]["detail"] == (
+        "no answer from /run/haproxy/admin.sock: ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert vp.haproxy_stat("Unknown command.\n") == []

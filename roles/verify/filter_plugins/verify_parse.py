@@ -8,6 +8,8 @@ into rows of its report. What those outputs mean is decided here and in roles/gr
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 
 _UNREACHABLE_FLAGS = {"fail", "fail?", "noaddr", "handshake"}
@@ -227,6 +229,201 @@ def sentinel_row(primary: str, lookup: dict | None, quorum: dict | None, peers: 
     }
 
 
+# What Ansible's uri module puts before the reason when nothing answered.
+_NO_ANSWER_PREFIX = re.compile(r"^Status code was -1 and not \[[^]]*\]: Request failed: ")
+
+
+def no_answer_text(response: dict | None, limit: int = 200) -> str:
+    """Why a uri request got no answer ('<urlopen error [Errno 111] Connection refused>'), without the
+    uri module's own preamble, cut to `limit` characters."""
+    text = _NO_ANSWER_PREFIX.sub("", str((response or {}).get("msg") or ""))
+    return answer_text({"msg": text}, limit)
+
+
+def patroni_row(response: dict | None, hosts: list[str], max_lag) -> dict:
+    """The row of the Patroni cluster from a member's `GET /cluster` (`response`, a uri result): exactly
+    one leader, running; every other member streaming with a lag (bytes) under `max_lag`; one member per
+    host of the postgres group (`hosts`)."""
+    response = response or {}
+    row = {"tier": "postgres", "check": "patroni cluster (GET /cluster)"}
+    if response.get("status", -1) != 200:
+        detail = f"no answer from {response.get('url', '')}: {no_answer_text(response)}"
+        return {**row, "result": "FAIL", "detail": detail}
+    members = (response.get("json") or {}).get("members") or []
+    leader_roles = ("leader", "standby_leader")
+    leaders = [member for member in members if member.get("role") in leader_roles]
+    problems, parts = [], []
+    if len(leaders) != 1:
+        names = ", ".join(member.get("name", "?") for member in leaders)
+        problems.append(f"{len(leaders)} leaders ({names}), expected 1")
+    for member in members:
+        name, state = member.get("name", "?"), member.get("state", "?")
+        if member.get("role") in leader_roles:
+            parts.append(f"{name} leader {state}")
+            if state != "running":
+                problems.append(f"leader {name} is {state}")
+            continue
+        lag = member.get("lag", "unknown")
+        numeric = isinstance(lag, int | float) and not isinstance(lag, bool)
+        parts.append(f"{name} {state} lag {lag}" + (" B" if numeric else ""))
+        if state != "streaming":
+            problems.append(f"{name} is {state}, not streaming")
+        elif not numeric or lag >= int(max_lag):
+            problems.append(f"{name} lags {lag} B (limit {max_lag} B)")
+    found = [member.get("name") for member in members]
+    missing = [host for host in hosts or [] if host not in found]
+    if len(members) != len(hosts or []):
+        problems.append(
+            f"{len(members)} members for {len(hosts or [])} postgres hosts"
+            + (f", missing {', '.join(missing)}" if missing else "")
+        )
+    detail = ", ".join(parts)
+    if problems:
+        detail = "; ".join(problems) + (f": {detail}" if parts else "")
+    return {**row, "result": "FAIL" if problems else "ok", "detail": detail}
+
+
+def etcd_rows(health: dict | None, listing: dict | None, expected: list[str], group: str) -> list[dict]:
+    """The rows of an etcd member from `etcdctl endpoint health` (`health`) and `etcdctl member list
+    --write-out=json` (`listing`), two command results: it is healthy, and the member list has as many
+    members as the etcd group (`expected`, named `group`) has hosts."""
+    health, listing = health or {}, listing or {}
+    names = []
+    if listing.get("rc", 1) == 0 and str(listing.get("stdout") or "").startswith("{"):
+        try:
+            names = [member.get("name", "?") for member in json.loads(listing["stdout"]).get("members") or []]
+        except ValueError:
+            names = []
+    # etcdctl's JSON log lines (its retries) say nothing that its last lines do not.
+    said = [
+        *(health.get("stdout_lines") or []),
+        *(health.get("stderr_lines") or []),
+        str(health.get("msg") or ""),
+    ]
+    health_text = answer_text({"msg": " ".join(line for line in said if not line.startswith("{"))})
+    if names:
+        listed = ", ".join(sorted(names))
+        members = f"{len(names)} members ({listed}) for the {len(expected)} hosts of group {group}"
+    else:
+        members = "no member list: " + answer_text(
+            {"stderr": listing.get("stderr"), "msg": listing.get("msg")}
+        )
+    return [
+        {
+            "tier": "postgres",
+            "check": "etcd endpoint health",
+            "result": "ok" if health.get("rc", 1) == 0 else "FAIL",
+            "detail": health_text,
+        },
+        {
+            "tier": "postgres",
+            "check": "etcd members",
+            "result": "ok" if names and len(names) == len(expected) else "FAIL",
+            "detail": members,
+        },
+    ]
+
+
+def app_rows(response: dict | None, expected: list[dict]) -> list[dict]:
+    """The rows of an app server from its `GET /health` (`response`, a uri result that accepted 200 and
+    503): /health answered 200 'healthy' (each of its checks in the detail), and the RQ workers it counts
+    per queue (registered by every app host in the shared queue Redis) are at least what the app hosts
+    are expected to run (`expected`: one dict queue -> workers per app host, summed here)."""
+    response = response or {}
+    body = response.get("json") if isinstance(response.get("json"), dict) else {}
+    checks = body.get("checks") or {}
+    answered = response.get("status", -1) in (200, 503) and "status" in body
+    if answered:
+        parts = [
+            f"{name} {check.get('status', '?')}" + (f": {check['error']}" if "error" in check else "")
+            for name, check in checks.items()
+        ]
+        healthy = response["status"] == 200 and body["status"] == "healthy"
+        health = {
+            "result": "ok" if healthy else "FAIL",
+            "detail": f"{response['status']} {body['status']} ({', '.join(parts)})",
+        }
+    else:
+        detail = f"no answer from {response.get('url', '')}: {no_answer_text(response)}"
+        health = {"result": "FAIL", "detail": detail}
+    wanted: dict[str, int] = {}
+    for host_workers in expected or []:
+        for queue, count in (host_workers or {}).items():
+            wanted[queue] = wanted.get(queue, 0) + int(count)
+    rq = checks.get("rq_workers") or {}
+    queues = rq.get("queues") or {}
+    if queues:
+        found = {queue: int((queues.get(queue) or {}).get("workers") or 0) for queue in wanted}
+        short = [queue for queue, count in wanted.items() if found[queue] < count]
+        counts = ", ".join(f"{queue} {found[queue]}/{count}" for queue, count in wanted.items())
+        workers = {
+            "result": "FAIL" if short else "ok",
+            "detail": (f"too few workers on {', '.join(short)}: " if short else "")
+            + f"{counts} (registered/expected on all app hosts)",
+        }
+    elif answered:
+        error = f": {rq['error']}" if "error" in rq else ""
+        workers = {"result": "FAIL", "detail": "/health reported no worker counts" + error}
+    else:
+        workers = {"result": "skipped", "detail": "not checked: /health did not answer (its own row fails)"}
+    return [
+        {"tier": "app", "check": "/health", **health},
+        {"tier": "app", "check": "rq workers per queue", **workers},
+    ]
+
+
+def haproxy_stat(stdout: str | None) -> list[dict]:
+    """HAProxy's `show stat` answer (CSV whose header line starts with '# ') as one dict per line; empty
+    when the answer is not a stat table."""
+    text = stdout or ""
+    if not text.startswith("# "):
+        return []
+    lines = [line for line in text[2:].splitlines() if line.strip()]
+    return list(csv.DictReader(lines))
+
+
+def haproxy_rows(result: dict | None, backends: list[dict], socket_path: str) -> list[dict]:
+    """One row per HAProxy backend from `show stat` read on the admin socket (`result`, a command
+    result). `backends`: dicts of name, rule and expected (server names): rule 'all' wants every server
+    UP and one per expected name, 'one' exactly one server UP (the read-write PostgreSQL backend), 'some'
+    at least one UP (the read-only one)."""
+    result = result or {}
+    stats = haproxy_stat(result.get("stdout")) if result.get("rc", 1) == 0 else []
+    answered = bool(stats)
+    servers = [row for row in stats if row.get("svname") not in ("FRONTEND", "BACKEND")]
+    rows = []
+    for backend in backends:
+        members = [row for row in servers if row.get("pxname") == backend["name"]]
+        names = [row.get("svname") for row in members]
+        up = [row.get("svname") for row in members if str(row.get("status", "")).startswith("UP")]
+        states = ", ".join(f"{row.get('svname')} {row.get('status')}" for row in members)
+        missing = [name for name in backend.get("expected") or [] if name not in names]
+        rule = backend.get("rule", "all")
+        if not answered:
+            said = answer_text({"stderr": result.get("stderr"), "msg": result.get("msg")})
+            problem = f"no answer from {socket_path}: {said}"
+        elif not members:
+            problem = f"no backend {backend['name']} or no server in it"
+        elif rule == "all" and (len(up) != len(members) or missing):
+            problem = "not every server UP" + (f", no server for {', '.join(missing)}" if missing else "")
+        elif rule == "one" and len(up) != 1:
+            problem = f"{len(up)} servers UP, expected exactly 1"
+        elif rule == "some" and not up:
+            problem = "no server UP"
+        else:
+            problem = ""
+        detail = f"{problem}: {states}" if problem and states else problem or states
+        rows.append(
+            {
+                "tier": "lb",
+                "check": f"haproxy backend {backend['name']}",
+                "result": "FAIL" if problem else "ok",
+                "detail": detail,
+            }
+        )
+    return rows
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -240,4 +437,10 @@ class FilterModule:
             "verify_cluster_rows": cluster_rows,
             "verify_sentinel_primary": sentinel_primary,
             "verify_sentinel_row": sentinel_row,
+            "verify_no_answer_text": no_answer_text,
+            "verify_patroni_row": patroni_row,
+            "verify_etcd_rows": etcd_rows,
+            "verify_app_rows": app_rows,
+            "verify_haproxy_stat": haproxy_stat,
+            "verify_haproxy_rows": haproxy_rows,
         }
