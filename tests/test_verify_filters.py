@@ -494,3 +494,111 @@ def test_haproxy_rows_every_rule():
         "no answer from /run/haproxy/admin.sock: ConnectionRefusedError: [Errno 111] Connection refused"
     )
     assert vp.haproxy_stat("Unknown command.\n") == []
+
+
+SERVICES = [
+    {"name": "app", "tier": "app"},
+    {"name": "redis_cluster", "tier": "redis"},
+    {"name": "redis_sentinel", "tier": "redis"},
+]
+SERVICE_UNITS = {
+    "app": ["grimbots.service"],
+    "redis_cluster": [],
+    "redis_sentinel": ["redis-sentinel.service"],
+}
+
+
+def running(since=1000, restarts=0):
+    return {
+        "LoadState": "loaded",
+        "ActiveState": "active",
+        "SubState": "running",
+        "NRestarts": str(restarts),
+        "ActiveEnterTimestamp": f"@{since}",
+    }
+
+
+def test_unit_rows_per_expected_service_and_one_row_for_the_workers():
+    units = {
+        "grimbots.service": running(),
+        "rq-worker@default-1.service": running(),
+        "rq-worker@default-2.service": running(),
+        "redis-server@cluster-7000.service": running(),
+        "redis-server@cluster-7001.service": {
+            "LoadState": "loaded",
+            "ActiveState": "failed",
+            "SubState": "failed",
+        },
+    }
+    expected = {
+        "app": {"expected": True},
+        "redis_cluster": {"expected": True},
+        "redis_sentinel": {"expected": False},
+    }
+    rows = vp.unit_rows(
+        units,
+        SERVICES,
+        expected,
+        SERVICE_UNITS,
+        1060,
+        3,
+        600,
+        cluster_ports=[7000, 7001],
+        worker_units=["rq-worker@default-1.service", "rq-worker@default-2.service"],
+        worker_instances=["rq-worker@default-1.service", "rq-worker@default-2.service"],
+        app_workers={"default": 2},
+    )
+    assert [(row["tier"], row["check"], row["result"]) for row in rows] == [
+        ("app", "grimbots.service", "ok"),
+        ("app", "rq-worker@* units", "ok"),
+        ("redis", "redis-server@cluster-7000.service", "ok"),
+        ("redis", "redis-server@cluster-7001.service", "FAIL"),
+    ]
+    assert rows[1]["detail"] == "2 active, none flapping (default 2)"
+    # A worker enabled outside app_workers, and one that is down.
+    units["rq-worker@default-2.service"] = {
+        "LoadState": "loaded",
+        "ActiveState": "inactive",
+        "SubState": "dead",
+    }
+    rows = vp.unit_rows(
+        units,
+        SERVICES[:1],
+        expected,
+        SERVICE_UNITS,
+        1060,
+        3,
+        600,
+        worker_units=["rq-worker@default-2.service", "rq-worker@old-1.service"],
+        worker_instances=["rq-worker@default-1.service", "rq-worker@default-2.service"],
+        app_workers={"default": 2},
+    )
+    assert rows[1] == {
+        "tier": "app",
+        "check": "rq-worker@* units",
+        "result": "FAIL",
+        "detail": "rq-worker@default-2.service: inactive (dead); "
+        "rq-worker@old-1.service: enabled but not in app_workers",
+    }
+
+
+def test_port_rows_one_row_per_tier_with_the_cluster_bus_ports():
+    expected = {
+        "app": {"expected": True},
+        "redis_cluster": {"expected": True},
+        "redis_sentinel": {"expected": True},
+    }
+    ports = {"app": [8000], "redis_sentinel": [26379]}
+    listening = {"8000": ["0.0.0.0"], "7000": ["10.0.0.1"], "17000": ["10.0.0.1"], "26379": ["10.0.0.1"]}
+    rows = vp.port_rows(["app", "redis"], SERVICES, expected, ports, listening, cluster_ports=[7000, 7001])
+    assert rows == [
+        {"tier": "app", "check": "listening ports", "result": "ok", "detail": "expected 8000"},
+        {
+            "tier": "redis",
+            "check": "listening ports",
+            "result": "FAIL",
+            "detail": "nothing listens on 7001, 17001; expected 7000, 17000, 7001, 17001, 26379",
+        },
+    ]
+    # A tier with nothing expected on this host gets no row.
+    assert vp.port_rows(["lb"], SERVICES, expected, ports, listening) == []

@@ -424,6 +424,94 @@ def haproxy_rows(result: dict | None, backends: list[dict], socket_path: str) ->
     return rows
 
 
+def unit_rows(
+    units: dict,
+    services: list[dict],
+    expected: dict,
+    service_units: dict,
+    now,
+    flapping_restarts,
+    flapping_window,
+    cluster_ports: list | None = None,
+    worker_units: list | None = None,
+    worker_instances: list | None = None,
+    app_workers: dict | None = None,
+) -> list[dict]:
+    """One row per unit of each service the host must run (`services` whose `expected[name].expected`
+    is true; their units in `service_units`, plus one `redis-server@cluster-<port>` per local cluster
+    instance), judged by unit_verdict from `units` (systemctl_show). For the app, the RQ workers in one
+    row: every enabled worker unit (`worker_units`) must be one of app_workers' instances
+    (`worker_instances`) and judged ok."""
+    rows = []
+    for service in services:
+        if not (expected.get(service["name"]) or {}).get("expected"):
+            continue
+        names = list(service_units.get(service["name"]) or [])
+        if service["name"] == "redis_cluster":
+            names += [f"redis-server@cluster-{port}.service" for port in cluster_ports or []]
+        for name in names:
+            verdict = unit_verdict(units.get(name), now, flapping_restarts, flapping_window)
+            rows.append({"tier": service["tier"], "check": name, **verdict})
+        if service["name"] != "app":
+            continue
+        instances = list(worker_instances or [])
+        bad = []
+        for name in worker_units or []:
+            verdict = unit_verdict(units.get(name), now, flapping_restarts, flapping_window)
+            if name not in instances:
+                bad.append(f"{name}: enabled but not in app_workers")
+            elif verdict["result"] != "ok":
+                bad.append(f"{name}: {verdict['detail']}")
+        per_queue = ", ".join(f"{queue} {count}" for queue, count in (app_workers or {}).items())
+        rows.append(
+            {
+                "tier": "app",
+                "check": "rq-worker@* units",
+                "result": "FAIL" if bad else "ok",
+                "detail": "; ".join(bad) if bad else f"{len(instances)} active, none flapping ({per_queue})",
+            }
+        )
+    return rows
+
+
+def port_rows(
+    tiers: list[str],
+    services: list[dict],
+    expected: dict,
+    ports: dict,
+    listening: dict,
+    cluster_ports: list | None = None,
+) -> list[dict]:
+    """One row per tier of the host: every port its expected services listen on (`ports`: service ->
+    ports; a Redis Cluster instance also listens on its bus port, port + 10000) is in `listening`
+    (ss_listening: port -> addresses)."""
+    ports = dict(ports)
+    ports["redis_cluster"] = [p for port in cluster_ports or [] for p in (int(port), int(port) + 10000)]
+    rows = []
+    for tier in tiers:
+        wanted = [
+            str(port)
+            for service in services
+            if service["tier"] == tier and (expected.get(service["name"]) or {}).get("expected")
+            for port in ports.get(service["name"]) or []
+        ]
+        if not wanted:
+            continue
+        missing = [port for port in wanted if port not in (listening or {})]
+        detail = (
+            f"nothing listens on {', '.join(missing)}; " if missing else ""
+        ) + f"expected {', '.join(wanted)}"
+        rows.append(
+            {
+                "tier": tier,
+                "check": "listening ports",
+                "result": "FAIL" if missing else "ok",
+                "detail": detail,
+            }
+        )
+    return rows
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -443,4 +531,6 @@ class FilterModule:
             "verify_app_rows": app_rows,
             "verify_haproxy_stat": haproxy_stat,
             "verify_haproxy_rows": haproxy_rows,
+            "verify_unit_rows": unit_rows,
+            "verify_port_rows": port_rows,
         }
