@@ -108,8 +108,7 @@ def answer_text(result: dict | None, limit: int = 200) -> str:
     """What a command said when it did not answer as expected: its stdout, stderr and Ansible's msg on one
     line, cut to `limit` characters, for the detail of a FAIL row."""
     result = result or {}
-    text = " ".join(str(result.get(key) or "").strip() for key in ("stdout", "stderr", "msg"))
-    text = " ".join(text.split())
+    text = " ".join(" ".join(str(result.get(key) or "") for key in ("stdout", "stderr", "msg")).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -513,14 +512,13 @@ def port_rows(
 
 
 class FilterModule:
+    """The filters the role's tasks call; the helpers they build on (unit_verdict, cluster_problems,
+    answer_text, haproxy_stat, ...) are tested directly."""
+
     def filters(self):
         return {
             "verify_systemctl_show": systemctl_show,
             "verify_ss_listening": ss_listening,
-            "verify_cluster_problems": cluster_problems,
-            "verify_duration_text": duration_text,
-            "verify_unit_verdict": unit_verdict,
-            "verify_answer_text": answer_text,
             "verify_redis_ping_row": redis_ping_row,
             "verify_cluster_rows": cluster_rows,
             "verify_sentinel_primary": sentinel_primary,
@@ -529,7 +527,6 @@ class FilterModule:
             "verify_patroni_row": patroni_row,
             "verify_etcd_rows": etcd_rows,
             "verify_app_rows": app_rows,
-            "verify_haproxy_stat": haproxy_stat,
             "verify_haproxy_rows": haproxy_rows,
             "verify_unit_rows": unit_rows,
             "verify_port_rows": port_rows,
